@@ -1,0 +1,158 @@
+"""Extraction throughput: the Outrider server under 1, 8 and 64 concurrent clients vs gliner2's batch_extract.
+
+    uv run python bench/extraction_throughput.py [--model DIR] [--requests 512]
+
+Starts ``outrider serve`` in a subprocess on loopback (SQLite history on, as deployed), drives it with
+N concurrent HTTP clients each sending one text per request, and prints texts/s and p50/p95 latency.
+In the same run it times ``model.batch_extract`` from the ``gliner2`` library on the same model and
+texts: the throughput ceiling the server's micro-batching aims for (target: 64 clients >= 90% of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from outrider.training.demo_data import DEMO_SCHEMA, demo_records  # noqa: E402
+
+KEY = "ork_bench_admin_key_000000000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_model(work: Path, model: Path | None) -> Path:
+    """The model folder to serve: the one given, or the freshly built MiniLM base."""
+    models = work / "models"
+    models.mkdir()
+    if model is not None:
+        (models / "bench-model").symlink_to(model.resolve())
+    else:
+        from outrider.backends.encoder_gliner import ensure_minilm_base
+
+        ensure_minilm_base(models / "bench-model")
+    return models
+
+
+def library_throughput(model_dir: Path, texts: list[str], batch_size: int) -> float:
+    from gliner2 import AutoExtractor, Schema
+
+    from outrider.backends.encoder_gliner import to_gliner_dict
+    from outrider.core.schema import ExtractionSchema
+
+    model = AutoExtractor.from_pretrained(str(model_dir))
+    schema = Schema.from_dict(to_gliner_dict(ExtractionSchema.model_validate(DEMO_SCHEMA)))
+    model.batch_extract(texts[:batch_size], schema, batch_size=batch_size)  # warm-up
+    started = time.perf_counter()
+    model.batch_extract(texts, schema, batch_size=batch_size, threshold=0.5)
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, list[float]]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for text in texts:
+        queue.put_nowait(text)
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=300, limits=limits) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                text = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post(
+                    "/inference", json={"model_id": "bench-model", "text": text, "schema": DEMO_SCHEMA}
+                )
+                response.raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return len(texts) / elapsed, latencies
+
+
+def start_server(work: Path, models: Path, port: int, batch: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "OUTRIDER_DATA_DIR": str(work / "data"),
+        "OUTRIDER_ADMIN_API_KEY": KEY,
+        "OUTRIDER_BATCH_MAX_SIZE": str(batch),
+        "OUTRIDER_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "outrider", "serve", "--port", str(port), "--model-dir", str(models)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(process.stderr.read().decode()[-2000:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="a saved GLiNER2 folder (default: the MiniLM base)")
+    parser.add_argument("--requests", type=int, default=512, help="texts sent per concurrency level")
+    parser.add_argument("--batch", type=int, default=32, help="batch size for both server and library")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    args = parser.parse_args()
+
+    texts = [r["input"] for r in demo_records(args.requests, seed=7, held_out=True)]
+    work = Path(tempfile.mkdtemp(prefix="outrider-bench-"))
+    try:
+        models = prepare_model(work, args.model)
+        library = library_throughput(models / "bench-model", texts, args.batch)
+        port = free_port()
+        server = start_server(work, models, port, args.batch)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(drive(url, texts[:64], 8))  # load the model and warm up
+            print(
+                f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
+                f"schema: entities + structure + relation, batch {args.batch}, torch threads {os.cpu_count()}"
+            )
+            print(f"{'':24}{'texts/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'vs library':>12}")
+            print(f"{'gliner2 batch_extract':24}{library:>10.1f}{'':>10}{'':>10}{'100%':>12}")
+            for concurrency in args.concurrency:
+                n = len(texts) if concurrency > 1 else min(len(texts), 96)
+                rate, latencies = asyncio.run(drive(url, texts[:n], concurrency))
+                p50 = statistics.median(latencies)
+                p95 = statistics.quantiles(latencies, n=20)[-1]
+                label = f"server, {concurrency} client{'s' if concurrency > 1 else ''}"
+                print(f"{label:24}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / library:>11.0%}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

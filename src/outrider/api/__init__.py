@@ -1,0 +1,1 @@
+"""HTTP transport: one folder per surface (schemas, conversion, routes), errors mapped in ``errors.py``."""

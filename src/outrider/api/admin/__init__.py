@@ -1,0 +1,1 @@
+"""Account and key management routes."""

@@ -1,0 +1,79 @@
+"""Keys (any account, its own keys) and accounts (admins only)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Depends
+
+from outrider.api.deps import admin, principal, services
+from outrider.app_state import Services
+from outrider.services.accounts import IssuedKey, Principal
+from outrider.storage.records import Account, ApiKey
+
+from .schemas import (
+    AccountCreate,
+    AccountCreated,
+    AccountList,
+    AccountOut,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+)
+
+router = APIRouter(tags=["keys and accounts"])
+
+
+def _key_out(key: ApiKey) -> KeyOut:
+    return KeyOut(**{name: getattr(key, name) for name in KeyOut.model_fields})
+
+
+def _created(issued: IssuedKey) -> KeyCreated:
+    return KeyCreated(**_key_out(issued.key).model_dump(), key=issued.raw_key)
+
+
+def _account_out(account: Account) -> AccountOut:
+    return AccountOut(id=account.id, name=account.name, is_admin=account.is_admin, created_at=account.created_at)
+
+
+@router.post("/keys", response_model=KeyCreated, status_code=201)
+async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: Services = Depends(services)):
+    issued = await asyncio.to_thread(
+        svc.accounts.issue_key,
+        who.account.id,
+        name=body.name,
+        model_pool=body.model_pool,
+        optimize_mode=body.optimize_mode,
+        expires_at=body.expires_at,
+    )
+    return _created(issued)
+
+
+@router.get("/keys", response_model=KeyList)
+async def list_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> KeyList:
+    keys = await asyncio.to_thread(svc.accounts.list_keys, who)
+    return KeyList(keys=[_key_out(k) for k in keys])
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut)
+async def revoke_key(key_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> KeyOut:
+    return _key_out(await asyncio.to_thread(svc.accounts.revoke_key, who, key_id))
+
+
+@router.post("/accounts", response_model=AccountCreated, status_code=201)
+async def create_account(
+    body: AccountCreate, _: Principal = Depends(admin), svc: Services = Depends(services)
+) -> AccountCreated:
+    account, issued = await asyncio.to_thread(svc.accounts.create_account, body.name, is_admin=body.is_admin)
+    return AccountCreated(**_account_out(account).model_dump(), api_key=_created(issued))
+
+
+@router.get("/accounts", response_model=AccountList)
+async def list_accounts(_: Principal = Depends(admin), svc: Services = Depends(services)) -> AccountList:
+    return AccountList(accounts=[_account_out(a) for a in await asyncio.to_thread(svc.accounts.list_accounts)])
+
+
+@router.get("/me", response_model=AccountOut)
+async def me(who: Principal = Depends(principal)) -> AccountOut:
+    return _account_out(who.account)

@@ -1,0 +1,39 @@
+"""Request dependencies: the service container and the authenticated principal."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import Depends, Request
+
+from outrider.app_state import Services
+from outrider.core.errors import PermissionDenied
+from outrider.services.accounts import Principal
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def raw_key_from(request: Request) -> str | None:
+    """``X-API-Key`` / ``x-api-key`` (Anthropic SDKs) or ``Authorization: Bearer``."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key.strip()
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+    found = await asyncio.to_thread(svc.accounts.authenticate, raw_key_from(request))
+    request.state.principal = found
+    return found
+
+
+async def admin(who: Principal = Depends(principal)) -> Principal:
+    if not who.account.is_admin:
+        raise PermissionDenied("this action needs an admin account")
+    return who

@@ -1,0 +1,122 @@
+"""Domain errors -> HTTP responses, in one place, in each surface's own envelope.
+
+native:    {"detail": "..."}
+openai:    {"error": {"message", "type", "param", "code"}}      (paths under /v1 except /v1/messages)
+anthropic: {"type": "error", "error": {"type", "message"}}      (/v1/messages)
+
+Stack traces never reach a client: unexpected exceptions are logged and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from outrider.core.errors import OutriderError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "api_error",
+    500: "api_error",
+}
+_ANTHROPIC_TYPES = {
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "api_error",
+    503: "overloaded_error",
+    500: "api_error",
+}
+
+
+def surface_of(path: str) -> str:
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if path.startswith("/v1/"):
+        return "openai"
+    return "native"
+
+
+def envelope(surface: str, status: int, message: str, *, code: str | None, param: str | None) -> dict[str, Any]:
+    if surface == "openai":
+        return {
+            "error": {"message": message, "type": _OPENAI_TYPES.get(status, "api_error"), "param": param, "code": code}
+        }
+    if surface == "anthropic":
+        return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}}
+    return {"detail": message}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = envelope(surface_of(request.url.path), status, message, code=code, param=param)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+    parts, first_param = [], None
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc)
+        first_param = first_param or (field or None)
+        parts.append(f"{field}: {err.get('msg')}" if field else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request", first_param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(OutriderError)
+    async def _domain(request: Request, exc: OutriderError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return error_response(request, exc.status_code, exc.message, code=exc.code, param=exc.param, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if surface_of(request.url.path) == "native":
+            # Native clients get FastAPI's structured list, which names every failing field.
+            return JSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
+        message, param = _validation_message(exc)
+        return error_response(request, 422, message, code="invalid_request", param=param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(request, exc.status_code, str(exc.detail), code=None, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal server error", code="internal_error")
+
+
+def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        item = {"loc": list(err.get("loc", ())), "msg": str(err.get("msg")), "type": err.get("type")}
+        out.append(item)
+    return out

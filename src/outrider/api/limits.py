@@ -1,0 +1,48 @@
+"""Request size limit as a pure ASGI middleware: bodies over the limit get 413 before parsing."""
+
+from __future__ import annotations
+
+import json
+
+from outrider.api.errors import envelope, surface_of
+
+
+class BodySizeLimit:
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, send)
+            return
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._reject(scope, send)
+
+    async def _reject(self, scope, send) -> None:
+        message = f"request body larger than {self.max_bytes} bytes"
+        body = json.dumps(envelope(surface_of(scope["path"]), 413, message, code="payload_too_large", param=None))
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class _TooLarge(Exception):
+    pass

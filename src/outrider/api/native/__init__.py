@@ -1,0 +1,1 @@
+"""The native (Pioneer-style) surface: /inference, /base-models, /models, /inferences."""

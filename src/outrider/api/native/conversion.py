@@ -1,0 +1,132 @@
+"""Native wire types <-> neutral request and outcome types."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from outrider.backends.base import ModelSpec
+from outrider.core.errors import InvalidSchema
+from outrider.core.messages import ChatMessage, GenerationParams
+from outrider.core.schema import ExtractionSchema
+from outrider.core.usage import Usage
+from outrider.services.inference import (
+    ExtractionOutcome,
+    ExtractionRequest,
+    GenerationOutcome,
+    GenerationRequest,
+)
+from outrider.storage.records import Inference
+
+from .schemas import FeedbackOut, InferenceRecordOut, InferenceRequest, InferenceResponse, ModelOut, UsageOut
+
+
+def parse_schema(raw: dict) -> ExtractionSchema:
+    try:
+        return ExtractionSchema.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'schema'}: {e['msg']}" for e in exc.errors())
+        raise InvalidSchema(f"invalid schema: {details}", param="schema") from exc
+
+
+def to_extraction(body: InferenceRequest) -> ExtractionRequest:
+    texts = body.text if isinstance(body.text, list) else [body.text]
+    return ExtractionRequest(
+        model_id=body.model_id,
+        texts=texts,
+        schema=parse_schema(body.schema_),
+        threshold=body.threshold,
+        include_confidence=body.include_confidence,
+        include_spans=body.include_spans,
+        batch=isinstance(body.text, list),
+        store=body.store,
+        project_id=body.project_id,
+    )
+
+
+def to_generation(body: InferenceRequest) -> GenerationRequest:
+    return GenerationRequest(
+        model_id=body.model_id,
+        messages=[ChatMessage(role=m.role, content=m.content) for m in body.messages or []],
+        params=GenerationParams(
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            stop=tuple(body.stop or ()),
+            seed=body.seed,
+        ),
+        store=body.store,
+        project_id=body.project_id,
+    )
+
+
+def usage_out(usage: Usage) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        cost=usage.cost_usd,
+    )
+
+
+def extraction_response(outcome: ExtractionOutcome) -> InferenceResponse:
+    return InferenceResponse(
+        type="encoder",
+        inference_id=outcome.inference_id,
+        model_id=outcome.model_id,
+        model_used=outcome.model_used,
+        latency_ms=round(outcome.latency_ms, 3),
+        result=outcome.result,
+        usage=usage_out(outcome.usage),
+        input_tokens=outcome.usage.prompt_tokens,
+        output_tokens=0,
+    )
+
+
+def generation_response(outcome: GenerationOutcome) -> InferenceResponse:
+    return InferenceResponse(
+        type="decoder",
+        inference_id=outcome.inference_id,
+        model_id=outcome.model_id,
+        model_used=outcome.model_used,
+        latency_ms=round(outcome.latency_ms, 3),
+        completion=outcome.result.text,
+        finish_reason=outcome.result.finish_reason,
+        usage=usage_out(outcome.usage),
+        input_tokens=outcome.usage.prompt_tokens,
+        output_tokens=outcome.usage.completion_tokens,
+    )
+
+
+def record_out(record: Inference) -> InferenceRecordOut:
+    feedback = record.feedback
+    return InferenceRecordOut(
+        inference_id=record.id,
+        model_id=record.model_id,
+        model_used=record.model_used,
+        task=record.task,
+        surface=record.surface,
+        project_id=record.project_id,
+        training_job_id=record.training_job_id,
+        input=record.input,
+        output=record.output,
+        status=record.status,
+        error_type=record.error_type,
+        error_message=record.error_message,
+        latency_ms=record.latency_ms,
+        usage=usage_out(Usage(record.prompt_tokens, record.completion_tokens, record.cost_micro_usd)),
+        created_at=record.created_at,
+        feedback=FeedbackOut(**feedback.__dict__) if feedback else None,
+    )
+
+
+def model_out(spec: ModelSpec) -> ModelOut:
+    return ModelOut(
+        id=spec.id,
+        task_family=spec.kind,
+        source=spec.source,
+        owned_by=spec.owned_by,
+        description=spec.description,
+        fine_tunable=spec.fine_tunable,
+        price_input_per_mtok=spec.price.input_per_mtok,
+        price_output_per_mtok=spec.price.output_per_mtok,
+    )

@@ -1,0 +1,149 @@
+"""Wire types of the native surface."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class NativeMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class InferenceRequest(BaseModel):
+    """Encoder requests send ``schema``; decoder requests send ``task: "generate"`` and ``messages``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model_id: str = Field(min_length=1, max_length=300)
+    text: str | list[str] | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    include_confidence: bool = False
+    include_spans: bool = False
+    task: Literal["extract", "generate"] | None = None
+    messages: list[NativeMessage] | None = None
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: list[str] | None = Field(None, max_length=4)
+    seed: int | None = None
+    store: bool = True
+    project_id: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InferenceRequest:
+        if self.task == "generate":
+            if not self.messages:
+                raise ValueError("messages is required (and must not be empty) when task is 'generate'")
+            if self.schema_ is not None:
+                raise ValueError("send either 'schema' (extraction) or task 'generate', not both")
+        else:
+            if self.schema_ is None:
+                raise ValueError("schema is required for extraction (or send task 'generate' with messages)")
+            if self.text is None:
+                raise ValueError("text is required for extraction")
+        return self
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+
+
+class InferenceResponse(BaseModel):
+    type: Literal["encoder", "decoder"]
+    inference_id: str | None
+    model_id: str
+    model_used: str
+    latency_ms: float
+    result: dict[str, Any] | list[dict[str, Any]] | None = None
+    completion: str | None = None
+    finish_reason: str | None = None
+    usage: UsageOut
+    # Pioneer-compatible top-level token counts.
+    input_tokens: int
+    output_tokens: int
+
+
+class BaseModelOut(BaseModel):
+    id: str
+    task_family: Literal["encoder", "decoder"]
+    source: str
+    description: str
+    available: bool
+    unavailable_reason: str | None = None
+
+
+class BaseModelList(BaseModel):
+    models: list[BaseModelOut]
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    task_family: Literal["encoder", "decoder"]
+    source: str
+    owned_by: str
+    description: str
+    fine_tunable: bool
+    price_input_per_mtok: float
+    price_output_per_mtok: float
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
+
+
+class ModelHealth(BaseModel):
+    model: str
+    status: Literal["ready", "loading", "unavailable"]
+    reason: str | None = None
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["correct", "incorrect"]
+    corrected_output: Any = None
+    notes: str | None = Field(None, max_length=10_000)
+
+
+class FeedbackOut(BaseModel):
+    verdict: str
+    corrected_output: Any = None
+    notes: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class InferenceRecordOut(BaseModel):
+    inference_id: str
+    model_id: str
+    model_used: str
+    task: str
+    surface: str
+    project_id: str | None
+    training_job_id: str | None
+    input: Any
+    output: Any
+    status: str
+    error_type: str | None
+    error_message: str | None
+    latency_ms: float
+    usage: UsageOut
+    created_at: datetime
+    feedback: FeedbackOut | None
+
+
+class InferenceListOut(BaseModel):
+    inferences: list[InferenceRecordOut]
+    total: int
+    limit: int
+    offset: int

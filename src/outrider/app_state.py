@@ -1,0 +1,62 @@
+"""The running application's services, built once from settings (by the server, the CLI or tests)."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from outrider.backends.registry import ModelRegistry
+from outrider.config import Settings
+from outrider.services.accounts import AccountService, Bootstrap
+from outrider.services.history import HistoryService
+from outrider.services.inference import InferenceService
+from outrider.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: ModelRegistry
+    accounts: AccountService
+    inference: InferenceService
+    history: HistoryService
+    executor: ThreadPoolExecutor
+    bootstrap: Bootstrap | None = None
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.db.dispose()
+
+
+def configure_torch(settings: Settings) -> None:
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+
+
+def build_services(settings: Settings) -> Services:
+    """Open the database (migrating it), bootstrap the admin account, declare the models."""
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    accounts = AccountService(db)
+    bootstrap = accounts.bootstrap(settings.admin_api_key)
+    # Model work runs here, off the event loop; two threads let a load overlap a running pass.
+    executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outrider-model")
+    registry = ModelRegistry(settings, executor)
+    registry.register_plugins()
+    configure_torch(settings)
+    return Services(
+        settings=settings,
+        db=db,
+        registry=registry,
+        accounts=accounts,
+        inference=InferenceService(settings, db, registry),
+        history=HistoryService(db),
+        executor=executor,
+        bootstrap=bootstrap,
+    )

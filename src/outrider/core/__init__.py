@@ -1,0 +1,1 @@
+"""Neutral types shared by every surface and service: messages, schemas, usage, errors."""

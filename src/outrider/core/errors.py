@@ -1,0 +1,93 @@
+"""Outrider's domain errors: one hierarchy, mapped to each API surface's envelope in one place.
+
+    OutriderError                 base; never raised directly
+    +-- InvalidRequest            the request is well-formed JSON but asks for something invalid (422)
+    |   +-- InvalidSchema         an extraction schema that cannot be built
+    +-- AuthenticationFailed      no key, an unknown key, an expired key (401)
+    +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action (403)
+    +-- NotFound                  an unknown record (404)
+    |   +-- ModelNotFound         an unknown model id
+    +-- Conflict                  the request conflicts with the current state (409)
+    +-- PayloadTooLarge           a body over the configured limit (413)
+    +-- InsufficientCredits       the balance cannot cover the call (402)
+    +-- RateLimited               too many requests; carries ``retry_after`` seconds (429)
+    +-- ModelUnavailable          the model exists but cannot be loaded here, e.g. an offline hub (503)
+    +-- BackendError              the model backend or an upstream failed while serving (502)
+
+Services and backends raise these; only ``api/*/errors.py`` turns them into HTTP responses.
+Each class carries its HTTP status and a stable machine-readable ``code``.
+"""
+
+from __future__ import annotations
+
+
+class OutriderError(Exception):
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(OutriderError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class InvalidSchema(InvalidRequest):
+    code = "invalid_schema"
+
+
+class AuthenticationFailed(OutriderError):
+    status_code = 401
+    code = "invalid_api_key"
+
+
+class PermissionDenied(OutriderError):
+    status_code = 403
+    code = "permission_denied"
+
+
+class NotFound(OutriderError):
+    status_code = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class Conflict(OutriderError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(OutriderError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class InsufficientCredits(OutriderError):
+    status_code = 402
+    code = "insufficient_credits"
+
+
+class RateLimited(OutriderError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelUnavailable(OutriderError):
+    status_code = 503
+    code = "model_unavailable"
+
+
+class BackendError(OutriderError):
+    status_code = 502
+    code = "backend_error"

@@ -1,0 +1,135 @@
+"""Accounts and API keys: first-start bootstrap, key issue/revoke, and authentication.
+
+Raw keys look like ``ork_<40 random chars>``. Only a SHA-256 digest is stored (the key is high-entropy,
+so a slow password hash buys nothing and would cost every request); the first 12 characters are kept
+as a prefix so people can tell their keys apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
+from outrider.storage.db import Database
+from outrider.storage.queries import accounts as q
+from outrider.storage.queries import now
+from outrider.storage.records import Account, ApiKey
+
+KEY_PREFIX = "ork_"
+SHOWN_PREFIX_LEN = 12
+OPTIMIZE_MODES = ("balanced", "quality", "cost", "latency")
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def generate_raw_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the account and the key it used."""
+
+    account: Account
+    key: ApiKey
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    raw_key: str
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    account: Account
+    raw_key: str | None  # set only when a key was generated now and must be shown once
+
+
+class AccountService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def bootstrap(self, admin_api_key: str | None) -> Bootstrap | None:
+        """On first start create the admin account and its first key. Returns None if already done."""
+        with self.db.session() as s:
+            if q.count_accounts(s) > 0:
+                return None
+            account = q.create_account(s, "admin", is_admin=True)
+            raw = admin_api_key or generate_raw_key()
+            if not raw.startswith(KEY_PREFIX) or len(raw) < 24:
+                raise InvalidRequest(f"the admin API key must start with '{KEY_PREFIX}' and be 24+ characters")
+            q.create_key(s, account_id=account.id, name="admin", prefix=raw[:SHOWN_PREFIX_LEN], key_hash=hash_key(raw))
+        return Bootstrap(account=account, raw_key=None if admin_api_key else raw)
+
+    def create_account(self, name: str, *, is_admin: bool = False) -> tuple[Account, IssuedKey]:
+        with self.db.session() as s:
+            if q.get_account_by_name(s, name) is not None:
+                raise Conflict(f"an account named '{name}' already exists", param="name")
+            account = q.create_account(s, name, is_admin=is_admin)
+        return account, self.issue_key(account.id, name="default")
+
+    def list_accounts(self) -> list[Account]:
+        with self.db.session() as s:
+            return q.list_accounts(s)
+
+    def issue_key(
+        self,
+        account_id: str,
+        *,
+        name: str,
+        model_pool: list[str] | None = None,
+        optimize_mode: str = "balanced",
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        if optimize_mode not in OPTIMIZE_MODES:
+            raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
+        raw = generate_raw_key()
+        with self.db.session() as s:
+            if q.get_account(s, account_id) is None:
+                raise NotFound(f"account '{account_id}' not found")
+            key = q.create_key(
+                s,
+                account_id=account_id,
+                name=name,
+                prefix=raw[:SHOWN_PREFIX_LEN],
+                key_hash=hash_key(raw),
+                model_pool=model_pool,
+                optimize_mode=optimize_mode,
+                expires_at=expires_at,
+            )
+        return IssuedKey(key=key, raw_key=raw)
+
+    def list_keys(self, principal: Principal) -> list[ApiKey]:
+        with self.db.session() as s:
+            return q.list_keys(s, principal.account.id)
+
+    def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
+        with self.db.session() as s:
+            key = q.get_key(s, key_id)
+            if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
+                raise NotFound(f"key '{key_id}' not found")
+            return q.revoke_key(s, key_id)
+
+    def authenticate(self, raw_key: str | None) -> Principal:
+        if not raw_key:
+            raise AuthenticationFailed("missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
+        with self.db.session() as s:
+            found = q.find_key_by_hash(s, hash_key(raw_key))
+            if found is None:
+                raise AuthenticationFailed("invalid API key")
+            key, account = found
+            stamp = now()
+            if key.revoked_at is not None:
+                raise PermissionDenied("this API key has been revoked")
+            if key.expires_at is not None and key.expires_at <= stamp:
+                raise AuthenticationFailed("this API key has expired")
+            if key.last_used_at is None or stamp - key.last_used_at > _TOUCH_EVERY:
+                q.touch_key(s, key.id, stamp)
+        return Principal(account=account, key=key)

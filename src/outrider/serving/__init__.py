@@ -1,0 +1,1 @@
+"""Serving mechanics shared by every surface: micro-batching and off-loop model execution."""

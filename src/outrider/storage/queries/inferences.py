@@ -1,0 +1,141 @@
+"""Inference history and feedback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from outrider.core.ids import new_id
+from outrider.storage.queries import as_utc, now
+from outrider.storage.records import Feedback, Inference, NewInference
+from outrider.storage.tables import FeedbackRow, InferenceRow
+
+
+@dataclass(frozen=True)
+class InferenceFilter:
+    account_id: str
+    model_id: str | None = None
+    task: str | None = None
+    project_id: str | None = None
+    training_job_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    status: str | None = None
+
+
+def _feedback(row: FeedbackRow | None) -> Feedback | None:
+    if row is None:
+        return None
+    return Feedback(
+        verdict=row.verdict,
+        corrected_output=row.corrected_output,
+        notes=row.notes,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def _inference(row: InferenceRow, feedback: FeedbackRow | None = None) -> Inference:
+    return Inference(
+        id=row.id,
+        account_id=row.account_id,
+        api_key_id=row.api_key_id,
+        surface=row.surface,
+        model_id=row.model_id,
+        model_used=row.model_used,
+        task=row.task,
+        project_id=row.project_id,
+        training_job_id=row.training_job_id,
+        input=row.input,
+        output=row.output,
+        status=row.status,
+        error_type=row.error_type,
+        error_message=row.error_message,
+        latency_ms=row.latency_ms,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cost_micro_usd=row.cost_micro_usd,
+        routing=row.routing,
+        created_at=as_utc(row.created_at),
+        feedback=_feedback(feedback),
+    )
+
+
+def insert_inference(session: Session, new: NewInference, *, inference_id: str | None = None) -> Inference:
+    row = InferenceRow(id=inference_id or new_id("inf"), created_at=now(), **new.__dict__)
+    session.add(row)
+    session.flush()
+    return _inference(row)
+
+
+def get_inference(session: Session, inference_id: str, *, account_id: str) -> Inference | None:
+    found = session.execute(
+        select(InferenceRow, FeedbackRow)
+        .outerjoin(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id)
+        .where(InferenceRow.id == inference_id, InferenceRow.account_id == account_id)
+    ).first()
+    return _inference(found[0], found[1]) if found else None
+
+
+def _where(query: Any, f: InferenceFilter) -> Any:
+    query = query.where(InferenceRow.account_id == f.account_id)
+    for column, value in (
+        (InferenceRow.model_id, f.model_id),
+        (InferenceRow.task, f.task),
+        (InferenceRow.project_id, f.project_id),
+        (InferenceRow.training_job_id, f.training_job_id),
+        (InferenceRow.status, f.status),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if f.since is not None:
+        query = query.where(InferenceRow.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(InferenceRow.created_at < f.until)
+    if f.min_latency_ms is not None:
+        query = query.where(InferenceRow.latency_ms >= f.min_latency_ms)
+    if f.max_latency_ms is not None:
+        query = query.where(InferenceRow.latency_ms <= f.max_latency_ms)
+    return query
+
+
+def list_inferences(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
+    total = session.scalar(_where(select(func.count()).select_from(InferenceRow), f)) or 0
+    rows = session.execute(
+        _where(
+            select(InferenceRow, FeedbackRow).outerjoin(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id),
+            f,
+        )
+        .order_by(InferenceRow.created_at.desc(), InferenceRow.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [_inference(r[0], r[1]) for r in rows], total
+
+
+def upsert_feedback(
+    session: Session,
+    *,
+    inference_id: str,
+    account_id: str,
+    verdict: str,
+    corrected_output: Any,
+    notes: str | None,
+) -> Feedback:
+    row = session.get(FeedbackRow, inference_id)
+    stamp = now()
+    if row is None:
+        row = FeedbackRow(inference_id=inference_id, account_id=account_id, created_at=stamp)
+        session.add(row)
+    row.verdict = verdict
+    row.corrected_output = corrected_output
+    row.notes = notes
+    row.updated_at = stamp
+    session.flush()
+    return _feedback(row)

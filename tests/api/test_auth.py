@@ -1,0 +1,62 @@
+"""API keys over real HTTP: header styles, prefixes, hashing at rest, revocation, expiry, isolation."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from outrider.storage.tables import ApiKeyRow
+from tests.conftest import ADMIN_KEY, new_account
+
+
+def test_all_three_header_styles_authenticate(server):
+    for headers in ({"X-API-Key": ADMIN_KEY}, {"Authorization": f"Bearer {ADMIN_KEY}"}, {"x-api-key": ADMIN_KEY}):
+        with server.client(None, headers=headers) as client:
+            assert client.get("/me").status_code == 200
+
+
+def test_missing_and_invalid_keys_are_401_in_the_native_envelope(server):
+    with server.client(None) as client:
+        response = client.get("/inferences")
+        assert response.status_code == 401
+        assert "missing API key" in response.json()["detail"]
+    with server.client("ork_not_a_real_key_at_all_000000") as client:
+        response = client.get("/inferences")
+        assert response.status_code == 401 and response.json() == {"detail": "invalid API key"}
+
+
+def test_keys_are_prefixed_shown_once_and_stored_only_as_hashes(server, admin):
+    created = admin.post("/keys", json={"name": "ci"}).json()
+    raw = created["key"]
+    assert raw.startswith("ork_") and created["prefix"] == raw[:12]
+    listed = admin.get("/keys").json()["keys"]
+    assert all("key" not in k for k in listed)
+    assert created["id"] in [k["id"] for k in listed]
+    with server.services.db.session() as s:
+        stored = s.scalar(select(ApiKeyRow).where(ApiKeyRow.id == created["id"]))
+        assert stored.key_hash != raw and raw not in stored.key_hash and len(stored.key_hash) == 64
+
+
+def test_a_revoked_key_is_403_afterwards(server, admin):
+    created = admin.post("/keys", json={"name": "short-lived"}).json()
+    with server.client(created["key"]) as client:
+        assert client.get("/me").status_code == 200
+        assert admin.delete(f"/keys/{created['id']}").status_code == 200
+        response = client.get("/me")
+        assert response.status_code == 403 and "revoked" in response.json()["detail"]
+
+
+def test_an_expired_key_is_401(server, admin):
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    created = admin.post("/keys", json={"name": "expired", "expires_at": past}).json()
+    with server.client(created["key"]) as client:
+        response = client.get("/me")
+        assert response.status_code == 401 and "expired" in response.json()["detail"]
+
+
+def test_accounts_cannot_touch_each_others_keys_and_only_admins_create_accounts(server, admin):
+    raw = new_account(admin, "key-isolation")
+    with server.client(raw) as other:
+        admin_key_id = admin.get("/keys").json()["keys"][0]["id"]
+        assert other.delete(f"/keys/{admin_key_id}").status_code == 404
+        assert all(k["id"] != admin_key_id for k in other.get("/keys").json()["keys"])
+        assert other.post("/accounts", json={"name": "sneaky"}).status_code == 403

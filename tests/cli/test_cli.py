@@ -1,0 +1,101 @@
+"""The ``outrider`` command line: help, local key/account management, serve, infer."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from typer.testing import CliRunner
+
+from outrider.cli.main import app
+from tests.conftest import free_port
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "keys", "accounts", "infer"):
+        assert command in result.output
+    assert "--port" in runner.invoke(app, ["serve", "--help"]).output
+
+
+def test_accounts_and_keys_are_managed_against_the_local_database(tmp_path):
+    data = ["--data-dir", str(tmp_path)]
+    created = runner.invoke(app, ["accounts", "create", "team-a", *data])
+    assert created.exit_code == 0, created.output
+    raw = created.stdout.strip().splitlines()[-1]
+    assert raw.startswith("ork_")
+    assert "team-a" in runner.invoke(app, ["accounts", "list", *data]).output
+    issued = runner.invoke(app, ["keys", "create", "--account", "team-a", "--name", "laptop", *data])
+    assert issued.exit_code == 0 and issued.stdout.strip().startswith("ork_")
+    listing = runner.invoke(app, ["keys", "list", *data]).output
+    assert "laptop" in listing and issued.stdout.strip() not in listing  # prefixes only
+    key_id = next(line.split()[0] for line in listing.splitlines() if "laptop" in line)
+    assert runner.invoke(app, ["keys", "revoke", key_id, *data]).exit_code == 0
+    assert "revoked" in next(
+        line for line in runner.invoke(app, ["keys", "list", *data]).output.splitlines() if "laptop" in line
+    )
+    assert runner.invoke(app, ["keys", "create", "--account", "nobody", *data]).exit_code == 1
+
+
+def test_infer_calls_a_running_server(server):
+    result = runner.invoke(
+        app,
+        [
+            "infer",
+            "-m",
+            "demo-extractor",
+            "-t",
+            "David Kim works for Sony in Berlin.",
+            "-e",
+            "person,company",
+            "--url",
+            server.url,
+        ],
+        env={"OUTRIDER_API_KEY": "ork_test_admin_key_0123456789abcdef"},
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["type"] == "encoder" and "person" in body["result"]["entities"]
+
+
+def test_serve_starts_prints_the_admin_key_once_and_keeps_it_across_restarts(tmp_path, base_models_dir):
+    port = free_port()
+    env = {**os.environ, "OUTRIDER_DATA_DIR": str(tmp_path), "OUTRIDER_BASE_MODELS_DIR": str(base_models_dir)}
+    env.pop("OUTRIDER_ADMIN_API_KEY", None)
+    command = [sys.executable, "-m", "outrider", "serve", "--port", str(port)]
+
+    def boot() -> tuple[subprocess.Popen, float]:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    return process, time.perf_counter() - started
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        process.kill()
+        raise AssertionError(process.stderr.read())
+
+    process, startup_s = boot()
+    try:
+        assert startup_s < 30  # models load lazily: starting does not load them
+        response = httpx.get(f"http://127.0.0.1:{port}/health")
+        assert response.json()["status"] == "ok"
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    key = out.strip().splitlines()[0]
+    assert key.startswith("ork_")
+    process, _ = boot()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/me", headers={"X-API-Key": key}).status_code == 200
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert "ork_" not in out  # shown once, on the first start only

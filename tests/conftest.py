@@ -1,0 +1,135 @@
+"""Session fixtures: built base models, a small real fine-tune, and the real server on loopback.
+
+Expensive things happen once per test session: the MiniLM GLiNER2 base is built, SmolLM2 is converted
+from its GGUF, a demo extractor is fine-tuned on templated data, and one server is started on a free
+loopback port. Tests talk to it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: never wait for network retries
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from outrider.config import Settings, build_settings
+
+ADMIN_KEY = "ork_test_admin_key_0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    settings: Settings
+    app: object
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    def client(self, key: str | None = ADMIN_KEY, headers: dict | None = None) -> httpx.Client:
+        sent = {"X-API-Key": key} if key else {}
+        sent.update(headers or {})
+        return httpx.Client(base_url=self.url, headers=sent, timeout=300)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def start_server(settings: Settings) -> RunningServer:
+    from outrider.api.app import create_app
+
+    app = create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        if not thread.is_alive() or time.time() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    return RunningServer(f"http://127.0.0.1:{settings.port}", settings, app, server, thread)
+
+
+# Developers may point this at a folder to reuse built and trained models between local runs; CI never sets it.
+MODEL_CACHE = os.environ.get("OUTRIDER_TEST_MODEL_CACHE")
+
+
+@pytest.fixture(scope="session")
+def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per session and shared by every server the tests start."""
+    if MODEL_CACHE:
+        return Path(MODEL_CACHE) / "base-models"
+    return tmp_path_factory.mktemp("base-models")
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path) -> Path:
+    """A folder of saved models holding ``demo-extractor``: the MiniLM base after a short real fine-tune."""
+    from outrider.backends.builtin import base_model_dir
+    from outrider.backends.encoder_gliner import MINILM_BASE_ID, ensure_minilm_base
+    from outrider.training.demo_data import demo_records
+    from outrider.training.encoder import EncoderTrainingConfig, train_encoder
+
+    models = Path(MODEL_CACHE) / "models" if MODEL_CACHE else tmp_path_factory.mktemp("models")
+    if (models / "demo-extractor" / "config.json").exists():
+        return models
+    settings = build_settings(data_dir=tmp_path_factory.mktemp("train-data"), base_models_dir=base_models_dir)
+    base = ensure_minilm_base(base_model_dir(settings, MINILM_BASE_ID))
+    train_encoder(base, demo_records(240, seed=0), models / "demo-extractor", EncoderTrainingConfig())
+    return models
+
+
+def make_settings(data_dir: Path, base_models_dir: Path, **extra: object) -> Settings:
+    return build_settings(
+        data_dir=data_dir,
+        base_models_dir=base_models_dir,
+        port=free_port(),
+        admin_api_key=ADMIN_KEY,
+        environment="test",
+        **extra,
+    )
+
+
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path, demo_model_dir: Path
+) -> Iterator[RunningServer]:
+    settings = make_settings(tmp_path_factory.mktemp("server-data"), base_models_dir, model_dirs=[demo_model_dir])
+    running = start_server(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(server: RunningServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+def new_account(admin_client: httpx.Client, name: str) -> str:
+    """Create an account through the API; returns its raw key."""
+    response = admin_client.post("/accounts", json={"name": name})
+    assert response.status_code == 201, response.text
+    return response.json()["api_key"]["key"]

@@ -1,0 +1,27 @@
+from sqlalchemy import inspect, text
+
+from outrider.storage.db import Database
+from outrider.storage.queries import accounts as q
+
+
+def test_migrations_create_tables_in_wal_mode_and_are_idempotent(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'o.db'}")
+    db.migrate()
+    db.migrate()  # second start: nothing to do, nothing breaks
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"accounts", "api_keys", "inferences", "inference_feedback", "alembic_version"} <= tables
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'o.db'}")
+    db.migrate()
+    try:
+        with db.session() as s:
+            q.create_account(s, "half")
+            raise RuntimeError("crash mid-transaction")
+    except RuntimeError:
+        pass
+    with db.session() as s:
+        assert q.get_account_by_name(s, "half") is None
