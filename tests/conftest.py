@@ -26,6 +26,9 @@ import uvicorn
 from outrider.config import Settings, build_settings
 
 ADMIN_KEY = "ork_test_admin_key_0123456789abcdef"
+SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# USD per million input / output tokens: non-zero so that every test can check the reported cost.
+PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (0.02, 0.0)}
 
 
 def free_port() -> int:
@@ -116,7 +119,9 @@ def make_settings(data_dir: Path, base_models_dir: Path, **extra: object) -> Set
 def server(
     tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path, demo_model_dir: Path
 ) -> Iterator[RunningServer]:
-    settings = make_settings(tmp_path_factory.mktemp("server-data"), base_models_dir, model_dirs=[demo_model_dir])
+    settings = make_settings(
+        tmp_path_factory.mktemp("server-data"), base_models_dir, model_dirs=[demo_model_dir], model_prices=PRICES
+    )
     running = start_server(settings)
     yield running
     running.stop()

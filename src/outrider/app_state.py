@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
 from outrider.services.accounts import AccountService, Bootstrap
+from outrider.services.extraction import ExtractionService
+from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
-from outrider.services.inference import InferenceService
+from outrider.services.recording import Recorder
 from outrider.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -22,12 +24,14 @@ class Services:
     db: Database
     registry: ModelRegistry
     accounts: AccountService
-    inference: InferenceService
+    extraction: ExtractionService
+    generation: GenerationService
     history: HistoryService
     executor: ThreadPoolExecutor
     bootstrap: Bootstrap | None = None
 
     def close(self) -> None:
+        self.registry.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()
 
@@ -50,12 +54,14 @@ def build_services(settings: Settings) -> Services:
     registry = ModelRegistry(settings, executor)
     registry.register_plugins()
     configure_torch(settings)
+    recorder = Recorder(db)
     return Services(
         settings=settings,
         db=db,
         registry=registry,
         accounts=accounts,
-        inference=InferenceService(settings, db, registry),
+        extraction=ExtractionService(settings, registry, recorder),
+        generation=GenerationService(settings, registry, recorder),
         history=HistoryService(db),
         executor=executor,
         bootstrap=bootstrap,

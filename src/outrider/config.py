@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Longest wait for more requests before an extraction pass starts."
     )
+    decoder_max_batch: int = Field(8, ge=1, description="Most concurrent generations decoded together in one batch.")
+    decoder_max_wait_ms: float = Field(
+        10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
+    )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Per-model USD prices per million [input, output] tokens, overriding the local defaults.",
+    )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
     max_request_bytes: int = Field(10_000_000, ge=1024, description="Largest accepted request body.")
     max_text_chars: int = Field(100_000, ge=1, description="Longest accepted single input text.")

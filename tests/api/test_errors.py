@@ -77,3 +77,32 @@ def test_unexpected_errors_are_a_plain_500_without_a_stack_trace():
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error"}
     assert "Traceback" not in response.text and "secret" not in response.text
+
+
+class ExplodingEncoder:
+    """A test double whose forward pass always fails, to drive the 502 path of a real server."""
+
+    def prepare(self, schema):
+        return type("Prepared", (), {"entities": ["a"], "classifications": [], "structures": [], "relations": []})()
+
+    def extract(self, texts, prepared, threshold):
+        raise RuntimeError("CUDA error: device-side assert at /secret/path.py")
+
+    def count_tokens(self, texts):
+        return [1] * len(texts)
+
+
+def test_a_model_failing_while_serving_is_502_recorded_and_the_server_keeps_serving(server, admin):
+    from outrider.backends.base import ModelSpec
+
+    server.services.registry.add(
+        ModelSpec(id="test/exploding", kind="encoder", source="test", description="", load=ExplodingEncoder)
+    )
+    response = admin.post(
+        "/inference", json={"model_id": "test/exploding", "text": "hi", "schema": {"entities": ["a"]}}
+    )
+    assert response.status_code == 502
+    assert "failed during extraction" in response.json()["detail"] and "secret" not in response.text
+    failed = admin.get("/inferences", params={"model_id": "test/exploding", "status": "error"}).json()
+    assert failed["total"] == 1 and failed["inferences"][0]["error_type"] == "backend_error"
+    assert admin.get("/health").status_code == 200

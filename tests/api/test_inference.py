@@ -3,6 +3,7 @@
 import threading
 
 from outrider.training.demo_data import DEMO_SCHEMA
+from tests.conftest import PRICES
 
 DEMO = "demo-extractor"
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -27,7 +28,9 @@ def test_entities_structure_and_relation_from_the_fine_tuned_model(admin):
     assert result["structures"]["product"][0]["price"] == "$649"
     assert {"head": "Anna Schmidt", "tail": "Netflix"} in result["relations"]["works_for"]
     assert body["usage"]["prompt_tokens"] > 10 and body["usage"]["completion_tokens"] == 0
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] and body["usage"]["cost"] == 0.0
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"]
+    assert usage["cost"] == round(usage["prompt_tokens"] * PRICES[DEMO][0]) / 1e6  # the configured price table
 
 
 def test_spans_are_character_offsets_into_the_original_text_and_confidences_are_probabilities(admin):
@@ -82,27 +85,24 @@ def test_concurrent_requests_are_micro_batched_and_all_answered_correctly(server
     assert batcher.passes - passes_before < len(people)  # several requests shared a forward pass
 
 
-def test_generation_with_smollm2(admin):
-    response = admin.post(
-        "/inference",
-        json={
-            "model_id": SMOL,
-            "task": "generate",
-            "max_tokens": 12,
-            "temperature": 0,
-            "messages": [
-                {"role": "system", "content": "Answer briefly."},
-                {"role": "user", "content": "What is the capital of France?"},
-            ],
-        },
-    )
+def generate(client, messages, **extra):
+    body = {"model_id": SMOL, "task": "generate", "temperature": 0, "messages": messages, **extra}
+    response = client.post("/inference", json=body)
     assert response.status_code == 200, response.text
-    body = response.json()
+    return response.json()
+
+
+def test_generation_with_smollm2(admin):
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    body = generate(admin, question, max_tokens=12)
     assert body["type"] == "decoder" and body["model_used"] == SMOL
     assert "Paris" in body["completion"]
     assert body["finish_reason"] in ("stop", "length")
     assert 0 < body["usage"]["completion_tokens"] <= 12 and body["usage"]["prompt_tokens"] > 5
     assert body["output_tokens"] == body["usage"]["completion_tokens"]
+    system = [{"role": "system", "content": "You are a terse geography tutor."}, *question]
+    with_system = generate(admin, system, max_tokens=1)
+    assert with_system["usage"]["prompt_tokens"] != body["usage"]["prompt_tokens"]  # the system prompt is used
 
 
 def test_generation_honours_stop_sequences_and_max_tokens(admin):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult
+from outrider.core.messages import ChatMessage, GenerationParams, GenerationStream
 from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
@@ -34,9 +34,11 @@ class EncoderModel(Protocol):
 
 @runtime_checkable
 class DecoderModel(Protocol):
-    """A loaded text-generation model. Called from one worker thread at a time."""
+    """A loaded text-generation model (local or upstream)."""
 
-    def generate(self, messages: list[ChatMessage], params: GenerationParams) -> GenerationResult: ...
+    def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> GenerationStream:
+        """Begin generating and return at once. Chat messages go through the model's chat template;
+        a string is a raw completion prompt. Raise ``InvalidRequest`` for parameters it cannot honour."""
 
 
 @dataclass(frozen=True)

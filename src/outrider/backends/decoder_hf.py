@@ -6,12 +6,13 @@ import importlib.util
 import logging
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from outrider.backends.encoder_gliner import build_lock
-from outrider.core.errors import ModelUnavailable
-from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult
+from outrider.core.errors import InvalidRequest, ModelUnavailable
+from outrider.core.messages import ChatMessage, GenerationParams, GenerationStream
 
 log = logging.getLogger(__name__)
 
@@ -51,68 +52,54 @@ def ensure_smollm2_base(target: Path) -> Path:
     return target
 
 
-def _trim_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, str | None]:
-    cut, found = len(text), None
-    for stop in stops:
-        index = text.find(stop)
-        if index != -1 and index < cut:
-            cut, found = index, stop
-    return text[:cut], found
-
-
 class HFDecoder:
-    """Adapts a ``transformers`` causal LM (and its chat template) to the ``DecoderModel`` protocol."""
+    """A ``transformers`` causal LM behind the ``DecoderModel`` protocol.
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    Generation runs in a ``DecoderEngine`` (one thread, batched decode loop, token streaming); JSON
+    modes compile a per-request constraint with ``JsonConstraintFactory`` (built lazily: it indexes the
+    whole vocabulary once).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_wait_s: float = 0.01) -> None:
+        from outrider.backends.decoder_engine import DecoderEngine
+
         self.model = model
         self.tokenizer = tokenizer
+        self.engine = DecoderEngine(model, tokenizer, max_batch=max_batch, max_wait_s=max_wait_s)
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
+        self._json: Any = None
 
     @classmethod
-    def load(cls, path: str) -> HFDecoder:
+    def load(cls, path: str, *, max_batch: int = 8, max_wait_s: float = 0.01) -> HFDecoder:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path)
         model.eval()
-        return cls(model, tokenizer)
+        return cls(model, tokenizer, max_batch=max_batch, max_wait_s=max_wait_s)
 
-    def encode_chat(self, messages: list[ChatMessage]) -> Any:
-        return self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
-        )
+    def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> GenerationStream:
+        from outrider.backends.decoder_engine import encode_chat, encode_prompt
 
-    def generate(self, messages: list[ChatMessage], params: GenerationParams) -> GenerationResult:
-        import torch
+        ids = encode_chat(self.tokenizer, prompt) if isinstance(prompt, list) else encode_prompt(self.tokenizer, prompt)
+        if len(ids) + params.max_tokens > self.context_length:
+            raise InvalidRequest(
+                f"the prompt ({len(ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds the model's "
+                f"context length of {self.context_length} tokens",
+                param="max_tokens",
+            )
+        constraint = None
+        if params.json_mode or params.json_schema is not None:
+            # The token budget lets the constraint close the JSON before max_tokens cuts it off.
+            constraint = partial(self.json_constraints().for_schema(params.json_schema), max_tokens=params.max_tokens)
+        return self.engine.submit(ids, params, constraint)
 
-        inputs = self.encode_chat(messages)
-        prompt_len = inputs["input_ids"].shape[1]
-        sample = params.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_tokens, "do_sample": sample}
-        if sample:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p)
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, pad_token_id=self.tokenizer.eos_token_id, **kwargs)
-        new_tokens = output[0][prompt_len:]
-        ended_on_eos = len(new_tokens) > 0 and int(new_tokens[-1]) == self.tokenizer.eos_token_id
-        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        text, stop = _trim_at_stop(text, params.stop)
-        if stop is not None:
-            finish = "stop_sequence"
-        elif ended_on_eos or len(new_tokens) < params.max_tokens:
-            finish = "stop"
-        else:
-            finish = "length"
-        return GenerationResult(
-            text=text,
-            finish_reason=finish,
-            prompt_tokens=prompt_len,
-            completion_tokens=len(new_tokens),
-            stop_sequence=stop,
-        )
+    def close(self) -> None:
+        self.engine.close()
+
+    def json_constraints(self) -> Any:
+        if self._json is None:
+            from outrider.backends.constrained import JsonConstraintFactory
+
+            self._json = JsonConstraintFactory(self.tokenizer)
+        return self._json

@@ -149,12 +149,24 @@ class ModelRegistry:
         loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
         self._loaded[spec.id] = loaded
         while len(self._loaded) > self.settings.model_cache_size:
-            evicted, _ = self._loaded.popitem(last=False)
+            evicted, entry = self._loaded.popitem(last=False)
+            _close(entry)
             log.info("evicted model %s from memory (cache size %d)", evicted, self.settings.model_cache_size)
         return loaded
 
+    def close(self) -> None:
+        """Release every loaded model (their worker threads stop)."""
+        while self._loaded:
+            _close(self._loaded.popitem()[1])
+
     def loaded_ids(self) -> list[str]:
         return list(self._loaded)
+
+
+def _close(entry: LoadedModel) -> None:
+    close = getattr(entry.model, "close", None)
+    if callable(close):
+        close()
 
 
 def read_config(folder: Path) -> dict:

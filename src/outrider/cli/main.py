@@ -185,9 +185,7 @@ def demo_model(
     base = ensure_minilm_base(base_model_dir(settings, MINILM_BASE_ID))
     target = settings.saved_models_dir / "demo-extractor"
     target.parent.mkdir(parents=True, exist_ok=True)
-    summary = train_encoder(
-        base, demo_records(examples, seed=0), target, EncoderTrainingConfig(epochs=epochs)
-    )
+    summary = train_encoder(base, demo_records(examples, seed=0), target, EncoderTrainingConfig(epochs=epochs))
     typer.secho(f"saved demo-extractor to {target} in {summary['train_seconds']} s", fg="green")
 
 

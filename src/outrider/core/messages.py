@@ -1,12 +1,17 @@
-"""Neutral chat messages, generation parameters and results."""
+"""Neutral chat messages, generation parameters, streamed chunks and results.
+
+Every surface converts its request into ``ChatMessage`` + ``GenerationParams`` and renders
+``GenerationChunk`` / ``GenerationResult`` back; backends never see a surface's wire format.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "stop_sequence"]
+FinishReason = Literal["stop", "length", "stop_sequence", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,25 @@ class GenerationParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: bool = False  # report the chosen token's log-probability
+    top_logprobs: int = 0  # and this many alternatives per position
+    json_mode: bool = False  # constrain the output to a JSON object
+    json_schema: dict[str, Any] | None = None  # constrain the output to JSON valid under this schema
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """Newly produced text (may be empty when a token completes no character yet)."""
+
+    text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -31,4 +55,20 @@ class GenerationResult:
     prompt_tokens: int
     completion_tokens: int
     stop_sequence: str | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
     extra: dict = field(default_factory=dict)
+
+
+class GenerationStream(Protocol):
+    """One running generation: iterate for chunks as they are produced; ``result`` once iteration ends."""
+
+    def __aiter__(self) -> AsyncIterator[GenerationChunk]: ...
+
+    @property
+    def result(self) -> GenerationResult: ...
+
+    def cancel(self) -> None:
+        """Stop generating (the client went away); the result then has finish_reason 'cancelled'."""
+
+    async def wait_result(self) -> GenerationResult:
+        """The final result, also when iteration stopped early: what was produced until the stop."""

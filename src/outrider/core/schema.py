@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from outrider.core.errors import InvalidSchema
 
 
 class _Strict(BaseModel):
@@ -138,3 +140,12 @@ class ExtractionSchema(_Strict):
 
     def relation_names(self) -> list[str]:
         return [r.name for r in self.relations or []]
+
+
+def parse_schema(raw: Any) -> ExtractionSchema:
+    """Validate a schema from any surface; problems become one ``InvalidSchema`` naming each location."""
+    try:
+        return ExtractionSchema.model_validate(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'schema'}: {e['msg']}" for e in exc.errors())
+        raise InvalidSchema(f"invalid schema: {details}", param="schema") from exc

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from outrider.backends.base import ModelSpec
-from outrider.core.errors import InvalidSchema
 from outrider.core.messages import ChatMessage, GenerationParams
-from outrider.core.schema import ExtractionSchema
+from outrider.core.schema import parse_schema
 from outrider.core.usage import Usage
-from outrider.services.inference import (
-    ExtractionOutcome,
-    ExtractionRequest,
-    GenerationOutcome,
-    GenerationRequest,
-)
+from outrider.services.extraction import ExtractionOutcome, ExtractionRequest
+from outrider.services.generation import GenerationOutcome, GenerationRequest
 from outrider.storage.records import Inference
 
 from .schemas import FeedbackOut, InferenceRecordOut, InferenceRequest, InferenceResponse, ModelOut, UsageOut
-
-
-def parse_schema(raw: dict) -> ExtractionSchema:
-    try:
-        return ExtractionSchema.model_validate(raw)
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'schema'}: {e['msg']}" for e in exc.errors())
-        raise InvalidSchema(f"invalid schema: {details}", param="schema") from exc
 
 
 def to_extraction(body: InferenceRequest) -> ExtractionRequest:
@@ -38,8 +23,6 @@ def to_extraction(body: InferenceRequest) -> ExtractionRequest:
         include_confidence=body.include_confidence,
         include_spans=body.include_spans,
         batch=isinstance(body.text, list),
-        store=body.store,
-        project_id=body.project_id,
     )
 
 
@@ -54,8 +37,6 @@ def to_generation(body: InferenceRequest) -> GenerationRequest:
             stop=tuple(body.stop or ()),
             seed=body.seed,
         ),
-        store=body.store,
-        project_id=body.project_id,
     )
 
 

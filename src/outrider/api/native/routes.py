@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from outrider.api.deps import principal, services
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
+from outrider.services.recording import CallContext
 from outrider.storage.queries.inferences import InferenceFilter
 
 from . import conversion as conv
@@ -34,9 +35,10 @@ router = APIRouter(tags=["native"])
 async def run_inference(
     body: InferenceRequest, who: Principal = Depends(principal), svc: Services = Depends(services)
 ) -> InferenceResponse:
+    ctx = CallContext(who, "native", body.model_id, store=body.store, project_id=body.project_id)
     if body.task == "generate":
-        return conv.generation_response(await svc.inference.generate(who, conv.to_generation(body)))
-    return conv.extraction_response(await svc.inference.extract(who, conv.to_extraction(body)))
+        return conv.generation_response(await svc.generation.generate(ctx, conv.to_generation(body)))
+    return conv.extraction_response(await svc.extraction.extract(ctx, conv.to_extraction(body)))
 
 
 @router.get("/base-models", response_model=BaseModelList)

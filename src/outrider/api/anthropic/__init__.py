@@ -1,0 +1,1 @@
+"""The Anthropic-compatible surface: POST /v1/messages."""

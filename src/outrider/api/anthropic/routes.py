@@ -1,0 +1,33 @@
+"""Anthropic-compatible routes: parse, call a service, render (JSON or the event stream)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.sse import EventSourceResponse
+
+from outrider.api.deps import principal, services
+from outrider.app_state import Services
+from outrider.core.ids import new_id
+from outrider.services.accounts import Principal
+from outrider.services.recording import CallContext
+
+from . import conversion as conv
+from . import streaming
+from .schemas import MessagesRequest
+
+router = APIRouter(prefix="/v1", tags=["anthropic"])
+
+
+@router.post("/messages")
+async def create_message(body: MessagesRequest, who: Principal = Depends(principal), svc: Services = Depends(services)):
+    ctx = CallContext(who, "anthropic", body.model)
+    message_id = new_id("msg")
+    if body.schema_ is not None:
+        outcome = await svc.extraction.extract_from_chat(ctx, body.model, body.schema_, conv.to_messages(body))
+        message = conv.extraction_message(message_id, body.model, outcome.result, outcome.usage)
+        return EventSourceResponse(streaming.extraction_stream(message)) if body.stream else message
+    active = await svc.generation.start(ctx, conv.to_request(body))
+    if body.stream:
+        return EventSourceResponse(streaming.message_stream(active, message_id, body.model))
+    outcome = await active.collect()
+    return conv.message(message_id, body.model, outcome.result, outcome.usage)

@@ -1,0 +1,35 @@
+"""Anthropic Messages wire types (requests). Unknown fields are ignored; known ones are validated."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class ContentBlock(_Lenient):
+    type: str
+    text: str | None = None
+
+
+class MessageIn(_Lenient):
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
+class MessagesRequest(_Lenient):
+    model: str = Field(min_length=1)
+    max_tokens: int = Field(ge=1)
+    messages: list[MessageIn]
+    system: str | list[ContentBlock] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: float | None = Field(None, ge=0.0, le=1.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=1)
+    stream: bool = False
+    metadata: dict[str, Any] | None = None
+    schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction

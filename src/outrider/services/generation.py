@@ -1,0 +1,275 @@
+"""Generation: validate parameters, resolve the decoder, run n streams, account usage and cost, record.
+
+Surfaces call ``start`` and then either iterate ``chunks()`` (streaming) or ``collect()`` (one response).
+Either way the call is recorded once it ends, also when the client disconnects mid-stream: then the
+streams are cancelled and what was produced so far is what is recorded (and, with billing, charged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from outrider.backends.base import ModelSpec
+from outrider.backends.registry import ModelRegistry
+from outrider.config import Settings
+from outrider.core.errors import BackendError, InvalidRequest, OutriderError
+from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams, GenerationResult, GenerationStream
+from outrider.core.usage import Usage
+from outrider.services.extraction import resolve_kind
+from outrider.services.recording import CallContext, Recorder
+
+log = logging.getLogger(__name__)
+
+MAX_CHOICES = 8
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model_id: str
+    messages: list[ChatMessage] | None = None  # chat: rendered with the model's chat template
+    prompt: str | None = None  # raw completion prompt
+    params: GenerationParams = field(default_factory=GenerationParams)
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationOutcome:
+    inference_id: str | None
+    model_id: str
+    model_used: str
+    results: list[GenerationResult]
+    latency_ms: float
+    usage: Usage
+
+    @property
+    def result(self) -> GenerationResult:
+        return self.results[0]
+
+
+def check_params(request: GenerationRequest, settings: Settings) -> None:
+    """Surface-neutral parameter checks; each error names the offending field."""
+    p = request.params
+    if request.messages is not None:
+        if not request.messages:
+            raise InvalidRequest("messages must not be empty", param="messages")
+        if request.messages[-1].role != "user":
+            raise InvalidRequest("the last message must come from the user", param="messages")
+    elif not request.prompt:
+        raise InvalidRequest("prompt must not be empty", param="prompt")
+    if not 1 <= p.max_tokens <= settings.max_new_tokens_limit:
+        raise InvalidRequest(f"max_tokens must be between 1 and {settings.max_new_tokens_limit}", param="max_tokens")
+    if not 0.0 <= p.temperature <= 2.0:
+        raise InvalidRequest("temperature must be between 0 and 2", param="temperature")
+    if not 0.0 < p.top_p <= 1.0:
+        raise InvalidRequest("top_p must be in (0, 1]", param="top_p")
+    if not 1 <= request.n <= MAX_CHOICES:
+        raise InvalidRequest(f"n must be between 1 and {MAX_CHOICES}", param="n")
+    if not 0 <= p.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise InvalidRequest(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}", param="top_logprobs")
+    if len(p.stop) > 4 or any(not s for s in p.stop):
+        raise InvalidRequest("stop takes at most 4 non-empty strings", param="stop")
+
+
+class ActiveGeneration:
+    """n running streams of one call, merged; records the call when they end."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        ctx: CallContext,
+        spec: ModelSpec,
+        request: GenerationRequest,
+        streams: list[GenerationStream],
+    ) -> None:
+        self.recorder = recorder
+        self.ctx = ctx
+        self.spec = spec
+        self.request = request
+        self.streams = streams
+        self.started = time.perf_counter()
+        self.inference_id: str | None = None
+        self.results: list[GenerationResult] = []
+        self._finished = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Known before the first token for local models (0 when a backend cannot tell yet)."""
+        return int(getattr(self.streams[0], "prompt_tokens", 0) or 0)
+
+    @property
+    def usage(self) -> Usage:
+        # The prompt is processed once per choice but billed once, as OpenAI does for n > 1.
+        prompt = self.results[0].prompt_tokens if self.results else 0
+        completion = sum(r.completion_tokens for r in self.results)
+        return Usage(prompt, completion, self.spec.price.cost_micro_usd(prompt, completion))
+
+    async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
+        """(choice index, chunk) pairs as they are produced. Closing the iterator early cancels generation."""
+        completed = False
+        try:
+            if len(self.streams) == 1:
+                async for chunk in self.streams[0]:
+                    yield 0, chunk
+            else:
+                async for pair in self._merged():
+                    yield pair
+            completed = True
+        except OutriderError as exc:
+            await self._fail(exc)
+            raise
+        except Exception as exc:
+            log.exception("generation with %s failed", self.spec.id)
+            error = BackendError(f"model '{self.spec.id}' failed during generation: {type(exc).__name__}")
+            await self._fail(error)
+            raise error from exc
+        finally:
+            if not completed:
+                self.cancel()  # no-op after a failure; otherwise the client went away
+        await self._finish()
+
+    async def _fail(self, error: OutriderError) -> None:
+        self._finished = True
+        for stream in self.streams:
+            stream.cancel()
+        await self.recorder.record_failure(
+            self.ctx, self.spec, "generate", self._record_input(), self._latency_ms(), error
+        )
+
+    async def _merged(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
+        queue: asyncio.Queue[tuple[int, GenerationChunk | BaseException | None]] = asyncio.Queue()
+
+        async def pump(index: int, stream: GenerationStream) -> None:
+            try:
+                async for chunk in stream:
+                    queue.put_nowait((index, chunk))
+                queue.put_nowait((index, None))
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                queue.put_nowait((index, exc))
+
+        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(self.streams)]
+        try:
+            remaining = len(tasks)
+            while remaining:
+                index, item = await queue.get()
+                if item is None:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield index, item
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def collect(self) -> GenerationOutcome:
+        async for _ in self.chunks():
+            pass
+        return self.outcome()
+
+    def outcome(self) -> GenerationOutcome:
+        return GenerationOutcome(
+            self.inference_id, self.ctx.model_id, self.spec.id, self.results, self._latency_ms(), self.usage
+        )
+
+    def cancel(self) -> None:
+        """The client went away: stop the streams, then record what they produced (without awaiting here:
+        the caller may itself be a cancelled task)."""
+        for stream in self.streams:
+            stream.cancel()
+        if not self._finished:
+            self._finished = True
+            self.recorder.track(self._record_cancelled())
+
+    async def _record_cancelled(self) -> None:
+        results = []
+        for stream in self.streams:
+            try:
+                results.append(await asyncio.wait_for(stream.wait_result(), timeout=60))
+            except Exception:  # never produced a result: nothing was generated for it
+                results.append(
+                    GenerationResult(text="", finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)
+                )
+        self.results = results
+        await self.recorder.record(
+            self.ctx,
+            self.spec,
+            "generate",
+            self._record_input(),
+            self._record_output(),
+            self._latency_ms(),
+            self.usage,
+            status="cancelled",
+        )
+
+    async def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.results = [s.result for s in self.streams]
+        self.inference_id = await self.recorder.record(
+            self.ctx,
+            self.spec,
+            "generate",
+            self._record_input(),
+            self._record_output(),
+            self._latency_ms(),
+            self.usage,
+        )
+
+    def _latency_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def _record_input(self) -> dict[str, Any]:
+        p = self.request.params
+        out: dict[str, Any] = {"max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p}
+        if self.request.messages is not None:
+            out["messages"] = [{"role": m.role, "content": m.content} for m in self.request.messages]
+        else:
+            out["prompt"] = self.request.prompt
+        if self.request.n > 1:
+            out["n"] = self.request.n
+        if p.stop:
+            out["stop"] = list(p.stop)
+        if p.json_schema is not None or p.json_mode:
+            out["response_format"] = p.json_schema or "json_object"
+        return out
+
+    def _record_output(self) -> dict[str, Any]:
+        choices = [{"completion": r.text, "finish_reason": r.finish_reason} for r in self.results]
+        return choices[0] if len(choices) == 1 else {"choices": choices}
+
+
+class GenerationService:
+    def __init__(self, settings: Settings, registry: ModelRegistry, recorder: Recorder) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.recorder = recorder
+
+    async def start(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
+        check_params(request, self.settings)
+        spec = resolve_kind(self.registry, request.model_id, "decoder", param="model")
+        started = time.perf_counter()
+        try:
+            loaded = await self.registry.get(spec)
+            prompt = request.messages if request.messages is not None else request.prompt
+            streams = [loaded.model.start(prompt, request.params) for _ in range(request.n)]
+        except OutriderError as exc:
+            if exc.status_code >= 500:
+                await self.recorder.record_failure(
+                    ctx, spec, "generate", {"model": request.model_id}, (time.perf_counter() - started) * 1000, exc
+                )
+            raise
+        except Exception as exc:
+            log.exception("starting generation with %s failed", spec.id)
+            raise BackendError(f"model '{spec.id}' failed to start generating: {type(exc).__name__}") from exc
+        return ActiveGeneration(self.recorder, ctx, spec, request, streams)
+
+    async def generate(self, ctx: CallContext, request: GenerationRequest) -> GenerationOutcome:
+        active = await self.start(ctx, request)
+        return await active.collect()
