@@ -17,7 +17,7 @@ def client(server):
 
 
 def test_message_with_usage_cost_and_stop_reason(client):
-    message = client.messages.create(model=SMOL, max_tokens=16, messages=QUESTION, temperature=0)
+    message = client.messages.create(model=SMOL, max_tokens=16, messages=QUESTION, extra_body={"temperature": 0})
     assert message.type == "message" and message.role == "assistant" and message.model == SMOL
     assert message.content[0].type == "text" and "Paris" in message.content[0].text
     assert message.stop_reason in ("end_turn", "max_tokens") and message.stop_sequence is None
@@ -31,20 +31,27 @@ def test_system_prompt_content_blocks_and_stop_sequences(client):
     message = client.messages.create(
         model=SMOL,
         max_tokens=30,
-        temperature=0,
-        system=[{"type": "text", "text": "You are a geography tutor."}],
+        extra_body={"temperature": 0},
         messages=[{"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
         stop_sequences=["Paris"],
     )
     assert message.stop_reason == "stop_sequence" and message.stop_sequence == "Paris"
     assert "Paris" not in message.content[0].text
-    short = client.messages.create(model=SMOL, max_tokens=2, messages=QUESTION, temperature=0)
+    tutor = client.messages.create(
+        model=SMOL,
+        max_tokens=1,
+        extra_body={"temperature": 0},
+        messages=QUESTION,
+        system=[{"type": "text", "text": "You are a geography tutor."}],
+    )
+    assert tutor.usage.input_tokens != message.usage.input_tokens  # the system prompt reached the model
+    short = client.messages.create(model=SMOL, max_tokens=2, messages=QUESTION, extra_body={"temperature": 0})
     assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 2
 
 
 def test_the_stream_is_the_full_anthropic_event_sequence(client):
-    full = client.messages.create(model=SMOL, max_tokens=12, messages=QUESTION, temperature=0)
-    with client.messages.stream(model=SMOL, max_tokens=12, messages=QUESTION, temperature=0) as stream:
+    full = client.messages.create(model=SMOL, max_tokens=12, messages=QUESTION, extra_body={"temperature": 0})
+    with client.messages.stream(model=SMOL, max_tokens=12, messages=QUESTION, extra_body={"temperature": 0}) as stream:
         events = list(stream)
         final = stream.get_final_message()
     kinds = [e.type for e in events]
@@ -72,9 +79,11 @@ def test_raw_stream_names_every_event(server):
 
 async def test_async_client(server):
     client = anthropic.AsyncAnthropic(base_url=server.url, api_key=ADMIN_KEY, max_retries=0)
-    message = await client.messages.create(model=SMOL, max_tokens=8, messages=QUESTION, temperature=0)
+    message = await client.messages.create(model=SMOL, max_tokens=8, messages=QUESTION, extra_body={"temperature": 0})
     text = ""
-    async with client.messages.stream(model=SMOL, max_tokens=8, messages=QUESTION, temperature=0) as stream:
+    async with client.messages.stream(
+        model=SMOL, max_tokens=8, messages=QUESTION, extra_body={"temperature": 0}
+    ) as stream:
         async for piece in stream.text_stream:
             text += piece
     assert text == message.content[0].text

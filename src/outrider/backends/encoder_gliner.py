@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 import logging
 import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +177,14 @@ class Gliner2Encoder:
         return cls(model, max_batch)
 
     def prepare(self, schema: ExtractionSchema) -> PreparedSchema:
+        # Clients send the same schema again and again: compile each distinct one once.
+        return self._prepare_cached(json.dumps(schema.model_dump(exclude_none=True), sort_keys=True))
+
+    @lru_cache(maxsize=256)  # noqa: B019 - one cache per loaded model is the point; models live for the process
+    def _prepare_cached(self, schema_json: str) -> PreparedSchema:
         from gliner2 import Schema
 
+        schema = ExtractionSchema.model_validate_json(schema_json)
         try:
             built = Schema.from_dict(to_gliner_dict(schema))
         except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError

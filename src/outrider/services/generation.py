@@ -59,7 +59,7 @@ def check_params(request: GenerationRequest, settings: Settings) -> None:
         if not request.messages:
             raise InvalidRequest("messages must not be empty", param="messages")
         if request.messages[-1].role != "user":
-            raise InvalidRequest("the last message must come from the user", param="messages")
+            raise InvalidRequest("messages: the last message must come from the user", param="messages")
     elif not request.prompt:
         raise InvalidRequest("prompt must not be empty", param="prompt")
     if not 1 <= p.max_tokens <= settings.max_new_tokens_limit:
