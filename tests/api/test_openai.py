@@ -296,3 +296,22 @@ def test_a_client_that_disconnects_stops_generation_and_is_recorded(server, admi
         time.sleep(0.2)
     assert record["status"] == "cancelled" and record["output"]["finish_reason"] == "cancelled"
     assert 0 < record["usage"]["completion_tokens"] < 400
+
+
+async def test_concurrent_requests_are_decoded_in_one_batch(server, aclient):
+    import asyncio
+
+    await aclient.chat.completions.create(model=SMOL, messages=QUESTION, max_tokens=1)  # loaded
+    engine = server.services.registry._loaded[SMOL].model.engine
+    before = len(engine.batch_sizes)
+    prompts = ["Name a fruit.", "Name a colour.", "Name a planet.", "Name a river."]
+    replies = await asyncio.gather(
+        *(
+            aclient.chat.completions.create(
+                model=SMOL, messages=[{"role": "user", "content": p}], max_tokens=8, temperature=0
+            )
+            for p in prompts
+        )
+    )
+    assert all(r.choices[0].message.content for r in replies)
+    assert max(list(engine.batch_sizes)[before:]) > 1  # several requests shared the decode loop
