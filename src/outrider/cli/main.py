@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from outrider.config import Settings, build_settings
+from outrider.training.demo_data import DEMO_EXAMPLES
 
 app = typer.Typer(
     help="Outrider: data, fine-tuning, serving and a gateway for small task-specific models.",
@@ -168,7 +169,7 @@ def infer(
 @app.command("demo-model")
 def demo_model(
     data_dir: Path | None = DataDir,
-    examples: int = typer.Option(240, help="Templated training examples."),
+    examples: int = typer.Option(DEMO_EXAMPLES, help="Templated training examples."),
     epochs: int = typer.Option(5, help="Training epochs."),
 ) -> None:
     """Fine-tune the MiniLM GLiNER2 base into `demo-extractor` (about 2 minutes on 2 CPU cores).

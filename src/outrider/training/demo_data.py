@@ -110,10 +110,22 @@ TEMPLATES = [
     "In {location}, {company} employee {person} confirmed the {product} is now available for {price}.",
 ]
 
+# Field descriptions, in training and in the schema: without them a fresh MiniLM model learns to put
+# the price in both fields (name exact 0.0 on held-out data; 0.95-1.0 with them, over three seeds).
+NAME_DESC = "the product's name or model"
+PRICE_DESC = "the price, an amount of money"
+
 # The schema that matches these examples, in the native API's format.
 DEMO_SCHEMA = {
     "entities": ["person", "company", "location"],
-    "structures": {"product": {"fields": [{"name": "name", "dtype": "str"}, {"name": "price", "dtype": "str"}]}},
+    "structures": {
+        "product": {
+            "fields": [
+                {"name": "name", "dtype": "str", "description": NAME_DESC},
+                {"name": "price", "dtype": "str", "description": PRICE_DESC},
+            ]
+        }
+    },
     "relations": ["works_for"],
 }
 
@@ -126,9 +138,13 @@ def demo_example(rng: random.Random, pool: dict[str, list[str]]) -> dict:
         "output": {
             "entities": {"person": [fill["person"]], "company": [fill["company"]], "location": [fill["location"]]},
             "json_structures": [{"product": {"name": fill["product"], "price": fill["price"]}}],
+            "json_descriptions": {"product": {"name": NAME_DESC, "price": PRICE_DESC}},
             "relations": [{"works_for": {"head": fill["person"], "tail": fill["company"]}}],
         },
     }
+
+
+DEMO_EXAMPLES = 360  # 225 steps at batch 8 over 5 epochs: about 150 s on two idle cores
 
 
 def demo_records(n: int, *, seed: int = 0, held_out: bool = False) -> list[dict]:
