@@ -62,6 +62,11 @@ async def run(url: str, concurrency: int, tokens: int) -> tuple[float, list[floa
     import openai
 
     client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+    async with client:
+        return await _drive(client, concurrency, tokens)
+
+
+async def _drive(client, concurrency: int, tokens: int) -> tuple[float, list[float], list[float]]:
     first_token: list[float] = []
     per_stream: list[float] = []
     produced = 0

@@ -47,7 +47,7 @@ def build_services(settings: Settings) -> Services:
     """Open the database (migrating it), bootstrap the admin account, declare the models."""
     db = Database(settings.resolved_database_url)
     db.migrate()
-    accounts = AccountService(db)
+    accounts = AccountService(db, auth_cache_ttl_s=settings.auth_cache_ttl_s)
     bootstrap = accounts.bootstrap(settings.admin_api_key)
     # Model work runs here, off the event loop; two threads let a load overlap a running pass.
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outrider-model")

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         description="Never contact a model hub; hub models load only from the local cache.",
     )
     hub_probe_timeout_s: float = Field(3.0, gt=0, description="Timeout of the hub reachability probe.")
-    batch_max_size: int = Field(32, ge=1, description="Most texts in one micro-batched extraction pass.")
+    batch_max_size: int = Field(16, ge=1, description="Most texts in one micro-batched extraction pass.")
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Longest wait for more requests before an extraction pass starts."
     )
@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         description="Per-model USD prices per million [input, output] tokens, overriding the local defaults.",
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
+    auth_cache_ttl_s: float = Field(
+        5.0, ge=0, description="Seconds a verified API key is trusted without a database read (0 disables)."
+    )
     max_request_bytes: int = Field(10_000_000, ge=1024, description="Largest accepted request body.")
     max_text_chars: int = Field(100_000, ge=1, description="Longest accepted single input text.")
     max_batch_texts: int = Field(1000, ge=1, description="Most texts in one `/inference` request.")

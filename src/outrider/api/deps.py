@@ -11,7 +11,7 @@ from outrider.core.errors import PermissionDenied
 from outrider.services.accounts import Principal
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -28,7 +28,8 @@ def raw_key_from(request: Request) -> str | None:
 
 
 async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
-    found = await asyncio.to_thread(svc.accounts.authenticate, raw_key_from(request))
+    raw = raw_key_from(request)
+    found = svc.accounts.cached_principal(raw) or await asyncio.to_thread(svc.accounts.authenticate, raw)
     request.state.principal = found
     return found
 

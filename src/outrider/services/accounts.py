@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -53,8 +54,12 @@ class Bootstrap:
 
 
 class AccountService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, auth_cache_ttl_s: float = 0.0) -> None:
         self.db = db
+        # key hash -> (principal, monotonic expiry). Revoking through this service drops the entry at once;
+        # a revocation made by another process (the CLI) takes effect within the TTL.
+        self._auth_cache: dict[str, tuple[Principal, float]] = {}
+        self._auth_cache_ttl_s = auth_cache_ttl_s
 
     def bootstrap(self, admin_api_key: str | None) -> Bootstrap | None:
         """On first start create the admin account and its first key. Returns None if already done."""
@@ -115,13 +120,29 @@ class AccountService:
             key = q.get_key(s, key_id)
             if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
                 raise NotFound(f"key '{key_id}' not found")
-            return q.revoke_key(s, key_id)
+            revoked = q.revoke_key(s, key_id)
+        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
+        return revoked
+
+    def cached_principal(self, raw_key: str | None) -> Principal | None:
+        """A recently verified key's principal, without touching the database (None: verify it)."""
+        if not raw_key or self._auth_cache_ttl_s <= 0:
+            return None
+        cached = self._auth_cache.get(hash_key(raw_key))
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        expires = cached[0].key.expires_at
+        return cached[0] if expires is None or expires > now() else None
 
     def authenticate(self, raw_key: str | None) -> Principal:
         if not raw_key:
             raise AuthenticationFailed("missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
+        digest = hash_key(raw_key)
+        cached = self.cached_principal(raw_key)
+        if cached is not None:
+            return cached
         with self.db.session() as s:
-            found = q.find_key_by_hash(s, hash_key(raw_key))
+            found = q.find_key_by_hash(s, digest)
             if found is None:
                 raise AuthenticationFailed("invalid API key")
             key, account = found
@@ -132,4 +153,9 @@ class AccountService:
                 raise AuthenticationFailed("this API key has expired")
             if key.last_used_at is None or stamp - key.last_used_at > _TOUCH_EVERY:
                 q.touch_key(s, key.id, stamp)
-        return Principal(account=account, key=key)
+        principal = Principal(account=account, key=key)
+        if self._auth_cache_ttl_s > 0:
+            if len(self._auth_cache) > 10_000:
+                self._auth_cache.clear()
+            self._auth_cache[digest] = (principal, time.monotonic() + self._auth_cache_ttl_s)
+        return principal

@@ -31,9 +31,35 @@ class CallContext:
 
 
 class Recorder:
+    """Group commit: records that arrive while a write is running are written together in the next
+    transaction, and each caller returns only once its own record is committed (durable before the
+    response is sent, without one commit per request under load)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._pending: set[asyncio.Task] = set()
+        self._queue: list[tuple[str, NewInference, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def _write_queued(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+
+            def write(rows: list[tuple[str, NewInference, asyncio.Future]] = batch) -> None:
+                with self.db.session() as s:
+                    for inference_id, new, _ in rows:
+                        q.insert_inference(s, new, inference_id=inference_id)
+
+            try:
+                await asyncio.to_thread(write)
+            except Exception as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
     async def record(
         self,
@@ -70,12 +96,11 @@ class Recorder:
             training_job_id=spec.training_job_id,
         )
         inference_id = new_id("inf")
-
-        def write() -> None:
-            with self.db.session() as s:
-                q.insert_inference(s, new, inference_id=inference_id)
-
-        await asyncio.to_thread(write)
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((inference_id, new, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        await future
         return inference_id
 
     async def record_failure(

@@ -6,6 +6,7 @@ import asyncio
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
 
 from outrider.api.deps import principal, services
 from outrider.app_state import Services
@@ -34,11 +35,14 @@ router = APIRouter(tags=["native"])
 @router.post("/inference", response_model=InferenceResponse, response_model_exclude_unset=True)
 async def run_inference(
     body: InferenceRequest, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> InferenceResponse:
+) -> JSONResponse:
     ctx = CallContext(who, "native", body.model_id, store=body.store, project_id=body.project_id)
     if body.task == "generate":
-        return conv.generation_response(await svc.generation.generate(ctx, conv.to_generation(body)))
-    return conv.extraction_response(await svc.extraction.extract(ctx, conv.to_extraction(body)))
+        response = conv.generation_response(await svc.generation.generate(ctx, conv.to_generation(body)))
+    else:
+        response = conv.extraction_response(await svc.extraction.extract(ctx, conv.to_extraction(body)))
+    # Already a validated model: render it directly instead of letting FastAPI validate it a second time.
+    return JSONResponse(response.model_dump(mode="json", exclude_unset=True))
 
 
 @router.get("/base-models", response_model=BaseModelList)
