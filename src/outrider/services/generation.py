@@ -196,23 +196,17 @@ class ActiveGeneration:
                     GenerationResult(text="", finish_reason="cancelled", prompt_tokens=0, completion_tokens=0)
                 )
         self.results = results
-        await self.recorder.record(
-            self.ctx,
-            self.spec,
-            "generate",
-            self._record_input(),
-            self._record_output(),
-            self._latency_ms(),
-            self.usage,
-            status="cancelled",
-        )
+        await self._record(status="cancelled")
 
     async def _finish(self) -> None:
         if self._finished:
             return
         self._finished = True
         self.results = [s.result for s in self.streams]
-        self.inference_id = await self.recorder.record(
+        self.inference_id = await self._record()
+
+    async def _record(self, status: str | None = None) -> str | None:
+        return await self.recorder.record(
             self.ctx,
             self.spec,
             "generate",
@@ -220,6 +214,7 @@ class ActiveGeneration:
             self._record_output(),
             self._latency_ms(),
             self.usage,
+            status=status,
         )
 
     def _latency_ms(self) -> float:

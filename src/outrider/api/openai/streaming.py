@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from outrider.api.errors import envelope
 from outrider.api.sse import sse
 from outrider.core.errors import OutriderError
 from outrider.core.ids import new_id
+from outrider.core.messages import GenerationChunk, GenerationResult
 from outrider.services.generation import ActiveGeneration
 
 from .conversion import FINISH, chat_logprobs, completion_logprobs, response_object, usage_dict
@@ -21,45 +22,70 @@ def _error_event(exc: OutriderError) -> str:
     return sse(envelope("openai", exc.status_code, exc.message, code=exc.code, param=exc.param))
 
 
-async def chat_stream(
-    active: ActiveGeneration, model: str, include_usage: bool, want_logprobs: bool
-) -> AsyncIterator[str]:
-    completion_id, created = new_id("chatcmpl"), int(time.time())
+Chunk = Callable[..., str]
+
+
+def _chunker(kind: str, id_prefix: str, model: str, include_usage: bool, **extra: Any) -> Chunk:
+    """Builds the chunks of one stream: same id, creation time and model on every chunk."""
+    chunk_id, created = new_id(id_prefix), int(time.time())
 
     def chunk(choices: list[dict[str, Any]], usage: dict | None = None) -> str:
-        body = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "system_fingerprint": None,
-            "choices": choices,
-        }
+        body = {"id": chunk_id, "object": kind, "created": created, "model": model, **extra, "choices": choices}
         if include_usage:
-            body["usage"] = usage
+            body["usage"] = usage  # null on every chunk but the last, as OpenAI sends it
         return sse(body)
 
-    for index in range(len(active.streams)):
-        yield chunk(
-            [{"index": index, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
-        )
+    return chunk
+
+
+async def _choices_stream(
+    active: ActiveGeneration,
+    chunk: Chunk,
+    include_usage: bool,
+    delta: Callable[[int, GenerationChunk], dict[str, Any]],
+    closing: Callable[[int, GenerationResult], dict[str, Any]],
+) -> AsyncIterator[str]:
+    """Token chunks as produced, one closing chunk per choice, the usage chunk, then [DONE]."""
     try:
         async for index, part in active.chunks():
-            if not part.text and not part.logprobs:
-                continue
-            logprobs = chat_logprobs(part.logprobs) if want_logprobs else None
-            yield chunk(
-                [{"index": index, "delta": {"content": part.text}, "logprobs": logprobs, "finish_reason": None}]
-            )
+            if part.text or part.logprobs:
+                yield chunk([delta(index, part)])
     except OutriderError as exc:
         yield _error_event(exc)
         yield DONE
         return
     for index, result in enumerate(active.results):
-        yield chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": FINISH[result.finish_reason]}])
+        yield chunk([closing(index, result)])
     if include_usage:
         yield chunk([], usage_dict(active.usage))
     yield DONE
+
+
+async def chat_stream(
+    active: ActiveGeneration, model: str, include_usage: bool, want_logprobs: bool
+) -> AsyncIterator[str]:
+    chunk = _chunker("chat.completion.chunk", "chatcmpl", model, include_usage, system_fingerprint=None)
+    for index in range(len(active.streams)):
+        role = {"role": "assistant", "content": ""}
+        yield chunk([{"index": index, "delta": role, "logprobs": None, "finish_reason": None}])
+    async for line in _choices_stream(
+        active,
+        chunk,
+        include_usage,
+        lambda index, part: {
+            "index": index,
+            "delta": {"content": part.text},
+            "logprobs": chat_logprobs(part.logprobs) if want_logprobs else None,
+            "finish_reason": None,
+        },
+        lambda index, result: {
+            "index": index,
+            "delta": {},
+            "logprobs": None,
+            "finish_reason": FINISH[result.finish_reason],
+        },
+    ):
+        yield line
 
 
 async def extraction_chat_stream(completion: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
@@ -84,35 +110,25 @@ async def extraction_chat_stream(completion: dict[str, Any], include_usage: bool
 async def completion_stream(
     active: ActiveGeneration, model: str, include_usage: bool, want_logprobs: bool
 ) -> AsyncIterator[str]:
-    completion_id, created = new_id("cmpl"), int(time.time())
-
-    def chunk(choices: list[dict[str, Any]], usage: dict | None = None) -> str:
-        body = {
-            "id": completion_id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-        }
-        if include_usage:
-            body["usage"] = usage
-        return sse(body)
-
-    try:
-        async for index, part in active.chunks():
-            if not part.text and not part.logprobs:
-                continue
-            logprobs = completion_logprobs(part.logprobs) if want_logprobs else None
-            yield chunk([{"index": index, "text": part.text, "logprobs": logprobs, "finish_reason": None}])
-    except OutriderError as exc:
-        yield _error_event(exc)
-        yield DONE
-        return
-    for index, result in enumerate(active.results):
-        yield chunk([{"index": index, "text": "", "logprobs": None, "finish_reason": FINISH[result.finish_reason]}])
-    if include_usage:
-        yield chunk([], usage_dict(active.usage))
-    yield DONE
+    chunk = _chunker("text_completion", "cmpl", model, include_usage)
+    async for line in _choices_stream(
+        active,
+        chunk,
+        include_usage,
+        lambda index, part: {
+            "index": index,
+            "text": part.text,
+            "logprobs": completion_logprobs(part.logprobs) if want_logprobs else None,
+            "finish_reason": None,
+        },
+        lambda index, result: {
+            "index": index,
+            "text": "",
+            "logprobs": None,
+            "finish_reason": FINISH[result.finish_reason],
+        },
+    ):
+        yield line
 
 
 async def responses_stream(active: ActiveGeneration, model: str) -> AsyncIterator[str]:
