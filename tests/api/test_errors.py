@@ -106,3 +106,21 @@ def test_a_model_failing_while_serving_is_502_recorded_and_the_server_keeps_serv
     failed = admin.get("/inferences", params={"model_id": "test/exploding", "status": "error"}).json()
     assert failed["total"] == 1 and failed["inferences"][0]["error_type"] == "backend_error"
     assert admin.get("/health").status_code == 200
+
+
+def test_model_health_warms_models_and_explains_unavailable_ones(server):
+    import time
+
+    with server.client(None) as anonymous:
+        hub = anonymous.get("/models/fastino/gliner2-base-v1/health").json()
+        assert hub["status"] == "unavailable" and "offline" in hub["reason"]
+        assert anonymous.get("/models/no/such/health").status_code == 404
+        deadline = time.time() + 120
+        statuses = set()
+        while time.time() < deadline:
+            status = anonymous.get("/models/outrider/gliner2-minilm-l6/health").json()["status"]
+            statuses.add(status)
+            if status == "ready":
+                break
+            time.sleep(0.2)
+        assert status == "ready" and statuses <= {"loading", "ready"}

@@ -45,7 +45,7 @@ async def test_models_load_lazily_once_and_the_cache_is_bounded(registry):
     await registry.get(registry.resolve("b"))
     await registry.get(registry.resolve("c"))
     assert registry.loaded_ids() == ["b", "c"]  # LRU bound of 2 evicted "a"
-    assert registry.health("b")[0] == "ready"
+    assert (await registry.health("b"))[0] == "ready"
 
 
 async def test_unavailable_models_fail_fast_with_a_reason(registry):
@@ -54,7 +54,16 @@ async def test_unavailable_models_fail_fast_with_a_reason(registry):
     with pytest.raises(ModelUnavailable, match="not cached"):
         await registry.get(registry.resolve("hub/x"))
     assert time.perf_counter() - started < 1
-    assert registry.health("hub/x") == ("unavailable", "not cached and offline")
+    assert await registry.health("hub/x") == ("unavailable", "not cached and offline")
+
+
+async def test_polling_health_warms_a_model(registry):
+    load = Loads()
+    registry.add(spec("cold", load))
+    assert await registry.health("cold") == ("loading", None)
+    assert await registry.health("cold") == ("loading", None)  # one load, not one per poll
+    await asyncio.sleep(0.3)
+    assert await registry.health("cold") == ("ready", None) and load.count == 1
 
 
 async def test_dynamic_resolvers_are_consulted(registry):

@@ -98,30 +98,35 @@ class ModelRegistry:
         return spec
 
     # -- loading --------------------------------------------------------------
-    def health(self, model_id: str) -> tuple[Health, str | None]:
+    async def health(self, model_id: str) -> tuple[Health, str | None]:
+        """``ready`` when loaded; otherwise start loading it (polling health warms a model) and say so."""
         spec = self.resolve(model_id)
         if model_id in self._loaded:
             return "ready", None
         if model_id in self._loading:
             return "loading", None
-        if model_id in self._failures:
-            return "unavailable", self._failures[model_id]
-        availability: Availability = spec.check()
+        availability: Availability = await asyncio.to_thread(spec.check)
         if not availability.available:
             return "unavailable", availability.reason
-        return "ready" if spec.source != "hub" else "loading", None
+        if model_id in self._failures:  # the last load failed; the next inference request retries it
+            return "unavailable", self._failures[model_id]
+        self._start_load(spec)
+        return "loading", None
+
+    def _start_load(self, spec: ModelSpec) -> asyncio.Task:
+        task = self._loading.get(spec.id)
+        if task is None:
+            task = asyncio.create_task(self._load(spec))
+            self._loading[spec.id] = task
+            task.add_done_callback(lambda _t, key=spec.id: self._loading.pop(key, None))
+        return task
 
     async def get(self, spec: ModelSpec) -> LoadedModel:
         loaded = self._loaded.get(spec.id)
         if loaded is not None:
             self._loaded.move_to_end(spec.id)
             return loaded
-        task = self._loading.get(spec.id)
-        if task is None:
-            task = asyncio.create_task(self._load(spec))
-            self._loading[spec.id] = task
-            task.add_done_callback(lambda _t, key=spec.id: self._loading.pop(key, None))
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._start_load(spec))
 
     async def _load(self, spec: ModelSpec) -> LoadedModel:
         availability = spec.check()

@@ -72,7 +72,7 @@ async def list_models(_: Principal = Depends(principal), svc: Services = Depends
 
 @router.get("/models/{model_id:path}/health", response_model=ModelHealth)
 async def model_health(model_id: str, svc: Services = Depends(services)) -> ModelHealth:
-    status, reason = await asyncio.to_thread(svc.registry.health, model_id)
+    status, reason = await svc.registry.health(model_id)
     return ModelHealth(model=model_id, status=status, reason=reason)
 
 
