@@ -29,6 +29,7 @@ ADMIN_KEY = "ork_test_admin_key_0123456789abcdef"
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # USD per million input / output tokens: non-zero so that every test can check the reported cost.
 PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (0.02, 0.0)}
+GENEROUS_LIMITS = {"inference": "100000/minute", "chat": "100000/minute"}
 
 
 def free_port() -> int:
@@ -120,7 +121,11 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path, demo_model_dir: Path
 ) -> Iterator[RunningServer]:
     settings = make_settings(
-        tmp_path_factory.mktemp("server-data"), base_models_dir, model_dirs=[demo_model_dir], model_prices=PRICES
+        tmp_path_factory.mktemp("server-data"),
+        base_models_dir,
+        model_dirs=[demo_model_dir],
+        model_prices=PRICES,
+        rate_limits=GENEROUS_LIMITS,  # the limits themselves are tested on a server of their own
     )
     running = start_server(settings)
     yield running

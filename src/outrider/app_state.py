@@ -12,6 +12,7 @@ from outrider.services.accounts import AccountService, Bootstrap
 from outrider.services.extraction import ExtractionService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
+from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.storage.db import Database
 
@@ -27,6 +28,7 @@ class Services:
     extraction: ExtractionService
     generation: GenerationService
     history: HistoryService
+    rate_limiter: RateLimiter
     executor: ThreadPoolExecutor
     bootstrap: Bootstrap | None = None
 
@@ -63,6 +65,7 @@ def build_services(settings: Settings) -> Services:
         extraction=ExtractionService(settings, registry, recorder),
         generation=GenerationService(settings, registry, recorder),
         history=HistoryService(db),
+        rate_limiter=RateLimiter(settings.rate_limits, settings.rate_limit_storage),
         executor=executor,
         bootstrap=bootstrap,
     )

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET = "change-me-outrider-development-secret"
@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(
         5.0, ge=0, description="Seconds a verified API key is trusted without a database read (0 disables)."
     )
+    rate_limits: dict[str, str] = Field(
+        default_factory=lambda: {
+            "inference": "1200/minute",
+            "chat": "200/minute",
+            "generate": "120/minute",
+            "training": "20/minute",
+        },
+        description="Requests allowed per key and per account for each endpoint group (`limits` syntax).",
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where rate-limit counters live: memory:// or redis://host:port/db."
+    )
     max_request_bytes: int = Field(10_000_000, ge=1024, description="Largest accepted request body.")
     max_text_chars: int = Field(100_000, ge=1, description="Longest accepted single input text.")
     max_batch_texts: int = Field(1000, ge=1, description="Most texts in one `/inference` request.")
@@ -86,6 +98,14 @@ class Settings(BaseSettings):
         if self.environment == "production" and weak_secret:
             raise ValueError("OUTRIDER_SECRET_KEY must be set to 32+ random characters in production")
         return self
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _valid_rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        from outrider.services.rate_limits import parse_limits
+
+        parse_limits(value)  # raises on an unknown group or an unparsable limit
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,7 +11,7 @@ from outrider import __version__
 from outrider.api.admin.routes import router as admin_router
 from outrider.api.anthropic.routes import router as anthropic_router
 from outrider.api.errors import install_error_handlers
-from outrider.api.limits import BodySizeLimit
+from outrider.api.limits import BodySizeLimit, RateLimitHeaders
 from outrider.api.native.routes import router as native_router
 from outrider.api.openai.routes import router as openai_router
 from outrider.app_state import Services, build_services
@@ -40,6 +40,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(native_router)
     app.include_router(admin_router)
     app.include_router(anthropic_router)  # before the OpenAI router: both live under /v1

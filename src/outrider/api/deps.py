@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 
@@ -38,3 +39,18 @@ async def admin(who: Principal = Depends(principal)) -> Principal:
     if not who.account.is_admin:
         raise PermissionDenied("this action needs an admin account")
     return who
+
+
+def rate_limited(group: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates, then counts the request against ``group``'s limits."""
+
+    async def dependency(
+        request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
+    ) -> Principal:
+        state = await svc.rate_limiter.hit(group, who)
+        if state is not None:
+            # Added to whatever response the route returns (JSON or a stream) by RateLimitHeaders.
+            request.state.rate_limit_headers = state.headers()
+        return who
+
+    return dependency

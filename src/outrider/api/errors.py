@@ -93,7 +93,7 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OutriderError)
     async def _domain(request: Request, exc: OutriderError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = {"Retry-After": str(exc.retry_after), **exc.headers} if isinstance(exc, RateLimited) else None
         return error_response(request, exc.status_code, exc.message, code=exc.code, param=exc.param, headers=headers)
 
     @app.exception_handler(RequestValidationError)

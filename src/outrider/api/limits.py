@@ -1,4 +1,4 @@
-"""Request size limit as a pure ASGI middleware: bodies over the limit get 413 before parsing."""
+"""Pure ASGI middlewares: the request size limit (413 before parsing) and rate-limit response headers."""
 
 from __future__ import annotations
 
@@ -46,3 +46,28 @@ class BodySizeLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class RateLimitHeaders:
+    """Adds the X-RateLimit-* headers a rate-limited route left in ``request.state`` to its response,
+    whatever kind of response the route returned (JSON, a stream)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                extra = (scope.get("state") or {}).get("rate_limit_headers")
+                if extra:
+                    present = {name.lower() for name, _ in message.get("headers", [])}
+                    message["headers"] = list(message.get("headers", [])) + [
+                        (k.lower().encode(), v.encode()) for k, v in extra.items() if k.lower().encode() not in present
+                    ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

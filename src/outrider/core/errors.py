@@ -78,9 +78,10 @@ class RateLimited(OutriderError):
     status_code = 429
     code = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+    def __init__(self, message: str, *, retry_after: int = 1, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 class ModelUnavailable(OutriderError):

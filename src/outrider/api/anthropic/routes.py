@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
 
-from outrider.api.deps import principal, services
+from outrider.api.deps import rate_limited, services
 from outrider.app_state import Services
 from outrider.core.ids import new_id
 from outrider.services.accounts import Principal
@@ -19,7 +19,9 @@ router = APIRouter(prefix="/v1", tags=["anthropic"])
 
 
 @router.post("/messages")
-async def create_message(body: MessagesRequest, who: Principal = Depends(principal), svc: Services = Depends(services)):
+async def create_message(
+    body: MessagesRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+):
     ctx = CallContext(who, "anthropic", body.model)
     message_id = new_id("msg")
     if body.schema_ is not None:

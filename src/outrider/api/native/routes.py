@@ -8,7 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
-from outrider.api.deps import principal, services
+from outrider.api.deps import principal, rate_limited, services
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
@@ -34,7 +34,7 @@ router = APIRouter(tags=["native"])
 
 @router.post("/inference", response_model=InferenceResponse, response_model_exclude_unset=True)
 async def run_inference(
-    body: InferenceRequest, who: Principal = Depends(principal), svc: Services = Depends(services)
+    body: InferenceRequest, who: Principal = Depends(rate_limited("inference")), svc: Services = Depends(services)
 ) -> JSONResponse:
     ctx = CallContext(who, "native", body.model_id, store=body.store, project_id=body.project_id)
     if body.task == "generate":

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse
 
-from outrider.api.deps import principal, services
+from outrider.api.deps import principal, rate_limited, services
 from outrider.app_state import Services
 from outrider.core.ids import new_id
 from outrider.services.accounts import Principal
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: ChatCompletionRequest, who: Principal = Depends(principal), svc: Services = Depends(services)
+    body: ChatCompletionRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
 ):
     ctx = CallContext(who, "openai", body.model)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -41,7 +41,9 @@ async def chat_completions(
 
 
 @router.post("/completions")
-async def completions(body: CompletionRequest, who: Principal = Depends(principal), svc: Services = Depends(services)):
+async def completions(
+    body: CompletionRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+):
     ctx = CallContext(who, "openai", body.model)
     request = conv.to_completion_request(body)
     active = await svc.generation.start(ctx, request)
@@ -55,7 +57,9 @@ async def completions(body: CompletionRequest, who: Principal = Depends(principa
 
 
 @router.post("/responses")
-async def responses(body: ResponsesRequest, who: Principal = Depends(principal), svc: Services = Depends(services)):
+async def responses(
+    body: ResponsesRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+):
     ctx = CallContext(who, "openai", body.model)
     if body.schema_ is not None:
         outcome = await svc.extraction.extract_from_chat(ctx, body.model, body.schema_, conv.responses_messages(body))

@@ -1,0 +1,71 @@
+"""Rate limits per endpoint group, counted per API key and per account (library ``limits``).
+
+Groups: ``inference`` (native /inference), ``chat`` (the OpenAI and Anthropic generation endpoints),
+``generate`` and ``training`` (their jobs' endpoints). A request must fit both its key's window and its
+account's window (several keys cannot multiply an account's allowance). Counters live in memory by
+default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``) when several API processes serve.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from outrider.core.errors import RateLimited
+from outrider.services.accounts import Principal
+
+GROUPS = ("inference", "chat", "generate", "training")
+
+
+@dataclass(frozen=True)
+class WindowState:
+    limit: int
+    remaining: int
+    reset_epoch: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_epoch)),
+        }
+
+
+def parse_limits(configured: dict[str, str]) -> dict[str, RateLimitItem]:
+    unknown = set(configured) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown rate-limit groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+    return {group: parse(value) for group, value in configured.items() if value}
+
+
+class RateLimiter:
+    def __init__(self, configured: dict[str, str], storage_url: str = "memory://") -> None:
+        self._items = parse_limits(configured)
+        url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(url))
+
+    async def hit(self, group: str, who: Principal) -> WindowState | None:
+        """Count one request; raise ``RateLimited`` (with Retry-After and X-RateLimit-* headers) when over."""
+        item = self._items.get(group)
+        if item is None:
+            return None
+        states = []
+        for scope, ident in (("key", who.key.id), ("account", who.account.id)):
+            allowed = await self._limiter.hit(item, group, scope, ident)
+            stats = await self._limiter.get_window_stats(item, group, scope, ident)
+            state = WindowState(item.amount, stats.remaining, stats.reset_time)
+            if not allowed:
+                retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+                raise RateLimited(
+                    f"rate limit of {item.amount} {group} requests per {item.GRANULARITY.name} exceeded "
+                    f"for this {scope}; retry in {retry_after} s",
+                    retry_after=retry_after,
+                    headers=state.headers(),
+                )
+            states.append(state)
+        return min(states, key=lambda s: s.remaining)
