@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from outrider.storage.tables import ApiKeyRow
@@ -60,3 +61,44 @@ def test_accounts_cannot_touch_each_others_keys_and_only_admins_create_accounts(
         assert other.delete(f"/keys/{admin_key_id}").status_code == 404
         assert all(k["id"] != admin_key_id for k in other.get("/keys").json()["keys"])
         assert other.post("/accounts", json={"name": "sneaky"}).status_code == 403
+
+
+def test_patch_changes_a_keys_settings_and_only_its_owner_can(server, admin):
+    created = admin.post("/keys", json={"name": "router", "model_pool": ["a"], "optimize_mode": "cost"}).json()
+    changed = admin.patch(
+        f"/keys/{created['id']}", json={"name": "router-2", "model_pool": ["b", "c"], "optimize_mode": "latency"}
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["model_pool"], body["optimize_mode"]) == ("router-2", ["b", "c"], "latency")
+    assert "key" not in body
+    cleared = admin.patch(f"/keys/{created['id']}", json={"model_pool": None}).json()
+    assert cleared["model_pool"] is None and cleared["name"] == "router-2"
+    assert admin.patch(f"/keys/{created['id']}", json={"optimize_mode": "fastest"}).status_code == 422
+    assert admin.patch(f"/keys/{created['id']}", json={"name": None}).status_code == 422
+    with server.client(new_account(admin, "patch-other")) as other:
+        assert other.patch(f"/keys/{created['id']}", json={"name": "mine"}).status_code == 404
+    past = "2000-01-01T00:00:00Z"
+    with server.client(created["key"]) as client:
+        assert client.get("/me").status_code == 200
+        assert admin.patch(f"/keys/{created['id']}", json={"expires_at": past}).status_code == 200
+        assert client.get("/me").status_code == 401  # the change applies to the very next request
+    admin.delete(f"/keys/{created['id']}")
+    assert admin.patch(f"/keys/{created['id']}", json={"name": "zombie"}).status_code == 409
+
+
+def test_a_key_with_a_model_pool_can_only_use_those_models(server, admin):
+    import openai
+
+    pooled = admin.post("/keys", json={"name": "pooled", "model_pool": ["demo-extractor"]}).json()["key"]
+    with server.client(pooled) as client:
+        body = {"model_id": "demo-extractor", "text": "David Kim works for Sony.", "schema": {"entities": ["person"]}}
+        assert client.post("/inference", json=body).status_code == 200
+        refused = client.post("/inference", json={**body, "model_id": "outrider/gliner2-minilm-l6"})
+        assert refused.status_code == 403 and "model pool" in refused.json()["detail"]
+    sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key=pooled, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        sdk.chat.completions.create(
+            model="HuggingFaceTB/SmolLM2-135M-Instruct", messages=[{"role": "user", "content": "hi"}], max_tokens=1
+        )
+    assert caught.value.body["type"] == "permission_error"

@@ -115,13 +115,34 @@ class AccountService:
         with self.db.session() as s:
             return q.list_keys(s, principal.account.id)
 
+    def update_key(self, principal: Principal, key_id: str, changes: dict) -> ApiKey:
+        """Change a key's name, model pool, optimisation mode or expiry (owner or admin)."""
+        unknown = set(changes) - {"name", "model_pool", "optimize_mode", "expires_at"}
+        if unknown:
+            raise InvalidRequest(f"keys have no settable fields {sorted(unknown)}", param=sorted(unknown)[0])
+        if "optimize_mode" in changes and changes["optimize_mode"] not in OPTIMIZE_MODES:
+            raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
+        with self.db.session() as s:
+            key = q.get_key(s, key_id)
+            if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
+                raise NotFound(f"key '{key_id}' not found")
+            if key.revoked_at is not None:
+                raise Conflict("a revoked key cannot be changed", param="key_id")
+            updated = q.update_key(s, key_id, changes)
+        self._forget(key_id)
+        return updated
+
+    def _forget(self, key_id: str) -> None:
+        """Drop a key from the authentication cache so that changes apply to its next request."""
+        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
+
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         with self.db.session() as s:
             key = q.get_key(s, key_id)
             if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
                 raise NotFound(f"key '{key_id}' not found")
             revoked = q.revoke_key(s, key_id)
-        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
+        self._forget(key_id)
         return revoked
 
     def cached_principal(self, raw_key: str | None) -> Principal | None:

@@ -15,7 +15,7 @@ from outrider.backends.base import ModelSpec
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.results import shape_result
 from outrider.config import Settings
-from outrider.core.errors import BackendError, InvalidRequest, OutriderError
+from outrider.core.errors import BackendError, InvalidRequest, OutriderError, PermissionDenied
 from outrider.core.messages import ChatMessage
 from outrider.core.schema import ExtractionSchema, parse_schema
 from outrider.core.usage import Usage
@@ -45,9 +45,15 @@ class ExtractionOutcome:
     usage: Usage
 
 
-def resolve_kind(registry: ModelRegistry, model_id: str, kind: str, param: str = "model_id") -> ModelSpec:
-    """Resolve ``model_id`` and insist on its family, with a hint at what the other family needs."""
+def resolve_kind(
+    registry: ModelRegistry, ctx: CallContext, model_id: str, kind: str, param: str = "model_id"
+) -> ModelSpec:
+    """Resolve ``model_id`` for this caller: inside its key's model pool (if the key has one), and of the
+    right family, with a hint at what the other family needs."""
     spec = registry.resolve(model_id)
+    pool = ctx.principal.key.model_pool
+    if pool is not None and model_id not in pool and spec.id not in pool:
+        raise PermissionDenied(f"model '{model_id}' is not in this API key's model pool", param=param)
     if spec.kind != kind:
         hint = "send a 'schema' to extract with it" if spec.kind == "encoder" else "use it for generation"
         raise InvalidRequest(f"model '{model_id}' is a {spec.kind} model: {hint}", param=param)
@@ -85,7 +91,7 @@ class ExtractionService:
         self._check_texts(request.texts)
         if not 0.0 <= request.threshold <= 1.0:
             raise InvalidRequest("threshold must be between 0 and 1", param="threshold")
-        spec = resolve_kind(self.registry, request.model_id, "encoder")
+        spec = resolve_kind(self.registry, ctx, request.model_id, "encoder")
         started = time.perf_counter()
         record_input = {
             "text": request.texts if request.batch else request.texts[0],

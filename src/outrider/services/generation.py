@@ -248,7 +248,7 @@ class GenerationService:
 
     async def start(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         check_params(request, self.settings)
-        spec = resolve_kind(self.registry, request.model_id, "decoder", param="model")
+        spec = resolve_kind(self.registry, ctx, request.model_id, "decoder", param="model")
         started = time.perf_counter()
         try:
             loaded = await self.registry.get(spec)

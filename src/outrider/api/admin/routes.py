@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 
 from outrider.api.deps import admin, principal, services
 from outrider.app_state import Services
+from outrider.core.errors import InvalidRequest
 from outrider.services.accounts import IssuedKey, Principal
 from outrider.storage.records import Account, ApiKey
 
@@ -20,6 +21,7 @@ from .schemas import (
     KeyCreated,
     KeyList,
     KeyOut,
+    KeyUpdate,
 )
 
 router = APIRouter(tags=["keys and accounts"])
@@ -54,6 +56,17 @@ async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: 
 async def list_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> KeyList:
     keys = await asyncio.to_thread(svc.accounts.list_keys, who)
     return KeyList(keys=[_key_out(k) for k in keys])
+
+
+@router.patch("/keys/{key_id}", response_model=KeyOut)
+async def update_key(
+    key_id: str, body: KeyUpdate, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> KeyOut:
+    changes = body.model_dump(exclude_unset=True)
+    for field in ("name", "optimize_mode"):
+        if field in changes and changes[field] is None:
+            raise InvalidRequest(f"{field} cannot be null", param=field)
+    return _key_out(await asyncio.to_thread(svc.accounts.update_key, who, key_id, changes))
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)

@@ -18,6 +18,16 @@ class KeyCreate(BaseModel):
     expires_at: datetime | None = None
 
 
+class KeyUpdate(BaseModel):
+    """Only the fields sent are changed; send null to clear ``model_pool`` or ``expires_at``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    model_pool: list[str] | None = None
+    optimize_mode: OptimizeMode | None = None
+    expires_at: datetime | None = None
+
+
 class KeyOut(BaseModel):
     id: str
     name: str

@@ -119,6 +119,17 @@ def revoke_key(session: Session, key_id: str) -> ApiKey | None:
     return _key(row)
 
 
+def update_key(session: Session, key_id: str, changes: dict) -> ApiKey | None:
+    """Apply ``changes`` (name, model_pool, optimize_mode, expires_at) to a key."""
+    row = session.get(ApiKeyRow, key_id)
+    if row is None:
+        return None
+    for field, value in changes.items():
+        setattr(row, field, value)
+    session.flush()
+    return _key(row)
+
+
 def touch_key(session: Session, key_id: str, when: datetime) -> None:
     row = session.get(ApiKeyRow, key_id)
     if row is not None:
