@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -122,6 +124,18 @@ def start_server(work: Path, models: Path, port: int, batch: int) -> subprocess.
     raise RuntimeError(process.stderr.read().decode()[-2000:])
 
 
+@contextmanager
+def running_server(work: Path, models: Path, batch: int) -> Iterator[str]:
+    """``outrider serve`` on a free loopback port for the duration of the block; yields its URL."""
+    port = free_port()
+    server = start_server(work, models, port, batch)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="a saved GLiNER2 folder (default: the MiniLM base)")
@@ -136,10 +150,7 @@ def main() -> None:
     try:
         models = prepare_model(work, args.model)
         library = library_throughput(models / "bench-model", texts, args.batch)
-        port = free_port()
-        server = start_server(work, models, port, args.server_batch)
-        try:
-            url = f"http://127.0.0.1:{port}"
+        with running_server(work, models, args.server_batch) as url:
             asyncio.run(drive(url, texts[:64], 8))  # load the model and warm up
             print(
                 f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
@@ -155,9 +166,6 @@ def main() -> None:
                 p95 = statistics.quantiles(latencies, n=20)[-1]
                 label = f"server, {concurrency} client{'s' if concurrency > 1 else ''}"
                 print(f"{label:24}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / library:>11.0%}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "src"))
 
-from extraction_throughput import KEY, free_port, start_server  # noqa: E402
+from extraction_throughput import KEY, running_server  # noqa: E402
 
 from outrider.backends.decoder_hf import SMOLLM2_ID, ensure_smollm2_base  # noqa: E402
 
@@ -108,10 +108,7 @@ def main() -> None:
         library = library_rate(base, args.tokens)
         models = work / "models"
         models.mkdir()
-        port = free_port()
-        server = start_server(work, models, port, 32)
-        try:
-            url = f"http://127.0.0.1:{port}"
+        with running_server(work, models, 32) as url:
             asyncio.run(run(url, 1, 4))  # load the model
             print(f"SmolLM2-135M-Instruct, {args.tokens} new tokens per request, greedy, streaming")
             print(f"{'':28}{'tok/s total':>12}{'tok/s/stream':>14}{'TTFT p50 ms':>13}")
@@ -120,9 +117,6 @@ def main() -> None:
                 rate, ttft, per_stream = asyncio.run(run(url, concurrency, args.tokens))
                 label = f"server, {concurrency} stream{'s' if concurrency > 1 else ''}"
                 print(f"{label:28}{rate:>12.1f}{statistics.mean(per_stream):>14.1f}{statistics.median(ttft):>13.0f}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -55,15 +55,20 @@ def test_streaming_chunks_arrive_in_order_and_match_the_full_answer(client):
     assert chunks[-1].usage.model_extra["cost"] == full.usage.model_extra["cost"]
 
 
-def test_the_raw_stream_ends_with_done(server):
-    body = {"model": SMOL, "messages": QUESTION, "max_tokens": 4, "stream": True}
-    with httpx.stream(
+def raw_chat_stream(server, body):
+    """The SSE response of a chat completion, read with plain httpx (no SDK parsing)."""
+    return httpx.stream(
         "POST",
         f"{server.url}/v1/chat/completions",
         json=body,
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         timeout=120,
-    ) as response:
+    )
+
+
+def test_the_raw_stream_ends_with_done(server):
+    body = {"model": SMOL, "messages": QUESTION, "max_tokens": 4, "stream": True}
+    with raw_chat_stream(server, body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
@@ -276,13 +281,7 @@ def test_a_client_that_disconnects_stops_generation_and_is_recorded(server, admi
         "temperature": 0,
         "stream": True,
     }
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=120,
-    ) as response:
+    with raw_chat_stream(server, body) as response:
         for index, _ in enumerate(response.iter_lines()):
             if index > 6:
                 break
