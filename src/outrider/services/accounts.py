@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
 from outrider.storage.db import Database
 from outrider.storage.queries import accounts as q
@@ -123,9 +125,7 @@ class AccountService:
         if "optimize_mode" in changes and changes["optimize_mode"] not in OPTIMIZE_MODES:
             raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
         with self.db.session() as s:
-            key = q.get_key(s, key_id)
-            if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
-                raise NotFound(f"key '{key_id}' not found")
+            key = _managed_key(s, principal, key_id)
             if key.revoked_at is not None:
                 raise Conflict("a revoked key cannot be changed", param="key_id")
             updated = q.update_key(s, key_id, changes)
@@ -138,9 +138,7 @@ class AccountService:
 
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         with self.db.session() as s:
-            key = q.get_key(s, key_id)
-            if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
-                raise NotFound(f"key '{key_id}' not found")
+            _managed_key(s, principal, key_id)
             revoked = q.revoke_key(s, key_id)
         self._forget(key_id)
         return revoked
@@ -149,7 +147,10 @@ class AccountService:
         """A recently verified key's principal, without touching the database (None: verify it)."""
         if not raw_key or self._auth_cache_ttl_s <= 0:
             return None
-        cached = self._auth_cache.get(hash_key(raw_key))
+        return self._cached(hash_key(raw_key))
+
+    def _cached(self, digest: str) -> Principal | None:
+        cached = self._auth_cache.get(digest)
         if cached is None or cached[1] <= time.monotonic():
             return None
         expires = cached[0].key.expires_at
@@ -159,7 +160,7 @@ class AccountService:
         if not raw_key:
             raise AuthenticationFailed("missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
         digest = hash_key(raw_key)
-        cached = self.cached_principal(raw_key)
+        cached = self._cached(digest) if self._auth_cache_ttl_s > 0 else None
         if cached is not None:
             return cached
         with self.db.session() as s:
@@ -180,3 +181,11 @@ class AccountService:
                 self._auth_cache.clear()
             self._auth_cache[digest] = (principal, time.monotonic() + self._auth_cache_ttl_s)
         return principal
+
+
+def _managed_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
+    """The key, if the caller may manage it (its own account's, or any for an admin); 404 otherwise."""
+    key = q.get_key(session, key_id)
+    if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
+        raise NotFound(f"key '{key_id}' not found")
+    return key

@@ -66,7 +66,7 @@ async def base_models(_: Principal = Depends(principal), svc: Services = Depends
 
 @router.get("/models", response_model=ModelList)
 async def list_models(_: Principal = Depends(principal), svc: Services = Depends(services)) -> ModelList:
-    svc.registry.scan_model_dirs()
+    await asyncio.to_thread(svc.registry.scan_model_dirs)  # disk I/O: off the event loop
     return ModelList(data=[conv.model_out(s) for s in svc.registry.specs()])
 
 

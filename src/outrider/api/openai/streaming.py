@@ -25,9 +25,11 @@ def _error_event(exc: OutriderError) -> str:
 Chunk = Callable[..., str]
 
 
-def _chunker(kind: str, id_prefix: str, model: str, include_usage: bool, **extra: Any) -> Chunk:
+def _chunker(
+    kind: str, chunk_id: str, model: str, include_usage: bool, created: int | None = None, **extra: Any
+) -> Chunk:
     """Builds the chunks of one stream: same id, creation time and model on every chunk."""
-    chunk_id, created = new_id(id_prefix), int(time.time())
+    created = int(time.time()) if created is None else created
 
     def chunk(choices: list[dict[str, Any]], usage: dict | None = None) -> str:
         body = {"id": chunk_id, "object": kind, "created": created, "model": model, **extra, "choices": choices}
@@ -64,7 +66,7 @@ async def _choices_stream(
 async def chat_stream(
     active: ActiveGeneration, model: str, include_usage: bool, want_logprobs: bool
 ) -> AsyncIterator[str]:
-    chunk = _chunker("chat.completion.chunk", "chatcmpl", model, include_usage, system_fingerprint=None)
+    chunk = _chunker("chat.completion.chunk", new_id("chatcmpl"), model, include_usage, system_fingerprint=None)
     for index in range(len(active.streams)):
         role = {"role": "assistant", "content": ""}
         yield chunk([{"index": index, "delta": role, "logprobs": None, "finish_reason": None}])
@@ -90,27 +92,27 @@ async def chat_stream(
 
 async def extraction_chat_stream(completion: dict[str, Any], include_usage: bool) -> AsyncIterator[str]:
     """A schema-extraction answer, streamed as one content chunk."""
-    base = {
-        "id": completion["id"],
-        "object": "chat.completion.chunk",
-        "created": completion["created"],
-        "model": completion["model"],
-        "system_fingerprint": None,
-    }
-    extra = {"usage": None} if include_usage else {}
+    chunk = _chunker(
+        "chat.completion.chunk",
+        completion["id"],
+        completion["model"],
+        include_usage,
+        completion["created"],
+        system_fingerprint=None,
+    )
     content = completion["choices"][0]["message"]["content"]
     for delta in ({"role": "assistant", "content": ""}, {"content": content}):
-        yield sse({**base, **extra, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]})
-    yield sse({**base, **extra, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]})
+        yield chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
+    yield chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}])
     if include_usage:
-        yield sse({**base, "choices": [], "usage": completion["usage"]})
+        yield chunk([], completion["usage"])
     yield DONE
 
 
 async def completion_stream(
     active: ActiveGeneration, model: str, include_usage: bool, want_logprobs: bool
 ) -> AsyncIterator[str]:
-    chunk = _chunker("text_completion", "cmpl", model, include_usage)
+    chunk = _chunker("text_completion", new_id("cmpl"), model, include_usage)
     async for line in _choices_stream(
         active,
         chunk,
