@@ -28,7 +28,7 @@ from outrider.config import Settings, build_settings
 ADMIN_KEY = "ork_test_admin_key_0123456789abcdef"
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # USD per million input / output tokens: non-zero so that every test can check the reported cost.
-PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (0.02, 0.0)}
+PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (5.0, 0.0)}
 GENEROUS_LIMITS = {"inference": "100000/minute", "chat": "100000/minute"}
 
 
@@ -138,8 +138,11 @@ def admin(server: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def new_account(admin_client: httpx.Client, name: str) -> str:
-    """Create an account through the API; returns its raw key."""
+def new_account(admin_client: httpx.Client, name: str, credit_usd: float | None = 10.0) -> str:
+    """Create an account through the API, granted ``credit_usd`` through the API; returns its raw key."""
     response = admin_client.post("/accounts", json={"name": name})
     assert response.status_code == 201, response.text
+    if credit_usd:
+        granted = admin_client.post("/credits/grants", json={"account_name": name, "amount_usd": credit_usd})
+        assert granted.status_code == 201, granted.text
     return response.json()["api_key"]["key"]

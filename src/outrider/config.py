@@ -90,6 +90,68 @@ class Settings(BaseSettings):
     local_price_output_per_mtok: float = Field(
         0.0, ge=0, description="USD per million output tokens charged for local models."
     )
+    initial_credits_usd: float = Field(
+        0.0, ge=0, description="Credit (USD) granted to every new account; the bootstrap admin is unlimited."
+    )
+    embedded_worker: bool = Field(
+        True, description="Run a job worker inside `outrider serve` (off: jobs wait for an `outrider worker`)."
+    )
+    worker_concurrency: int = Field(2, ge=1, description="Most jobs one worker runs at the same time.")
+    worker_poll_interval_s: float = Field(1.0, gt=0, description="How often an idle worker looks for queued jobs.")
+    job_heartbeat_s: float = Field(
+        5.0, gt=0, description="How often a worker stamps its running jobs' heartbeats and reads their stop flags."
+    )
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older than this is failed as abandoned."
+    )
+    training_price_per_hour_usd: float = Field(
+        0.0, ge=0, description="USD charged per hour a training job's trainer runs (metered every few seconds)."
+    )
+    training_threads: int | None = Field(
+        None, ge=1, description="torch threads of a trainer process (default: all cores, less one if serving too)."
+    )
+    training_stop_grace_s: float = Field(
+        20.0, gt=0, description="Seconds a stopped trainer gets to save a checkpoint and exit before it is killed."
+    )
+    default_teacher_model: str = Field(
+        "HuggingFaceTB/SmolLM2-135M-Instruct", description="Teacher model of `POST /generate` when none is given."
+    )
+    default_labeling_model: str = Field(
+        "outrider/gliner2-minilm-l6",
+        description="Encoder of the label-existing endpoints when none is given (prefer a fine-tuned model id).",
+    )
+    max_generate_examples: int = Field(10_000, ge=1, description="Largest `num_examples` of one generation job.")
+    max_dataset_upload_bytes: int = Field(
+        200_000_000, ge=1024, description="Largest dataset upload or import (it overrides the request body limit)."
+    )
+    providers_file: Path | None = Field(
+        None, description="YAML or JSON file declaring upstream providers and their models (docs/providers.md)."
+    )
+    upstream_health_ttl_s: float = Field(
+        30.0, ge=0, description="Seconds an upstream model's health probe result is reused."
+    )
+    upstream_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive upstream failures (calls or probes) that open a model's circuit breaker."
+    )
+    upstream_breaker_cooldown_s: float = Field(
+        30.0, gt=0, description="Seconds an upstream model stays unavailable once its circuit breaker opened."
+    )
+    routing_fit_scores: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Fit (0-1) of each model for each routing task type ('*': the model's default); absent = unknown.",
+    )
+    routing_default_mode: Literal["balanced", "quality", "cost", "latency"] = Field(
+        "balanced", description="Optimisation mode of `model: \"auto\"` when neither the key nor the request sets one."
+    )
+    routing_feedback_prior_strength: float = Field(
+        8.0, gt=0, description="How many feedback verdicts a configured fit score is worth when blending them."
+    )
+    routing_max_attempts: int = Field(
+        3, ge=1, description="Most models tried for one `model: \"auto\"` call (the chosen one, then fallbacks)."
+    )
+    routing_latency_window: int = Field(
+        200, ge=1, description="Recent request latencies kept per model for routing's observed p50."
+    )
     log_level: str = Field("info", description="Log level of the server.")
 
     @model_validator(mode="after")
@@ -105,6 +167,22 @@ class Settings(BaseSettings):
         from outrider.services.rate_limits import parse_limits
 
         parse_limits(value)  # raises on an unknown group or an unparsable limit
+        return value
+
+    @field_validator("routing_fit_scores")
+    @classmethod
+    def _valid_routing_fit_scores(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        from outrider.routing.scorer import validate_fit_scores
+
+        return validate_fit_scores(value)  # canonical task names; raises on unknown tasks or scores outside 0-1
+
+    @field_validator("providers_file")
+    @classmethod
+    def _valid_providers_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from outrider.backends.upstream_config import load_providers
+
+            load_providers(value)  # raises ProvidersFileError (a ValueError) naming each problem
         return value
 
     @property

@@ -42,6 +42,17 @@ def test_accounts_and_keys_are_managed_against_the_local_database(tmp_path):
     assert runner.invoke(app, ["keys", "create", "--account", "nobody", *data]).exit_code == 1
 
 
+def test_credits_are_granted_and_shown_from_the_shell(tmp_path):
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["accounts", "create", "team-c", *data]).exit_code == 0
+    granted = runner.invoke(app, ["credits", "grant", "team-c", "2.5", "--description", "pilot", *data])
+    assert granted.exit_code == 0, granted.output
+    assert "$2.500000" in runner.invoke(app, ["credits", "show", "team-c", *data]).output
+    assert runner.invoke(app, ["credits", "grant", "team-c", "0", *data]).exit_code == 1
+    assert runner.invoke(app, ["credits", "show", "nobody", *data]).exit_code == 1
+    assert "unlimited" in runner.invoke(app, ["credits", "show", "admin", *data]).output
+
+
 def test_infer_calls_a_running_server(server):
     result = runner.invoke(
         app,

@@ -25,3 +25,17 @@ def test_a_failed_transaction_writes_nothing(tmp_path):
         pass
     with db.session() as s:
         assert q.get_account_by_name(s, "half") is None
+
+
+def test_migrations_match_the_table_definitions(tmp_path):
+    """Every table and column in ``tables.py`` is created by a migration, and nothing else is."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from outrider.storage.tables import Base
+
+    db = Database(f"sqlite:///{tmp_path / 'o.db'}")
+    db.migrate()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []

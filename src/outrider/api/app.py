@@ -10,12 +10,17 @@ from fastapi import FastAPI
 from outrider import __version__
 from outrider.api.admin.routes import router as admin_router
 from outrider.api.anthropic.routes import router as anthropic_router
+from outrider.api.billing.routes import router as billing_router
+from outrider.api.data.datasets import router as datasets_router
+from outrider.api.data.generate import router as generate_router
 from outrider.api.errors import install_error_handlers
 from outrider.api.limits import BodySizeLimit, RateLimitHeaders
 from outrider.api.native.routes import router as native_router
 from outrider.api.openai.routes import router as openai_router
+from outrider.api.training.routes import router as training_router
 from outrider.app_state import Services, build_services
 from outrider.config import Settings
+from outrider.jobs.worker import start_embedded_worker
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +31,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         built = services or build_services(settings)
+        # This process serves the calls: reservations left by a crashed one would otherwise stay held.
+        built.billing.clear_stale_reservations()
         app.state.services = built
+        if built.routing is not None:
+            built.routing.warm_if_cached()  # the routing classifier, when its one-time build is done
+        worker = await start_embedded_worker(built)  # None when OUTRIDER_EMBEDDED_WORKER is off
         try:
             yield
         finally:
-            built.close()
+            if worker is not None:
+                await worker.stop()
+            await built.aclose()
 
     app = FastAPI(
         title="Outrider",
@@ -39,10 +51,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        path_limits={"/datasets": settings.max_dataset_upload_bytes},
+    )
     app.add_middleware(RateLimitHeaders)
     app.include_router(native_router)
     app.include_router(admin_router)
+    app.include_router(billing_router)
+    app.include_router(datasets_router)
+    app.include_router(generate_router)
+    app.include_router(training_router)
     app.include_router(anthropic_router)  # before the OpenAI router: both live under /v1
     app.include_router(openai_router)
 

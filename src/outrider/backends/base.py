@@ -7,6 +7,7 @@ A backend package declares models by calling ``registry.add(ModelSpec(...))`` fr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -16,6 +17,7 @@ from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
 ModelKind = Literal["encoder", "decoder"]
+Health = Literal["ready", "loading", "unavailable"]
 
 
 @runtime_checkable
@@ -41,6 +43,44 @@ class DecoderModel(Protocol):
         a string is a raw completion prompt. Raise ``InvalidRequest`` for parameters it cannot honour."""
 
 
+@runtime_checkable
+class HealthMonitor(Protocol):
+    """Health of a model served by another server (an upstream provider): probed, cached, and behind a
+    circuit breaker that real calls feed. Fallback logic asks ``is_available`` before trying a model."""
+
+    async def health(self) -> tuple[Health, str | None]:
+        """``ready`` or ``unavailable`` (with the reason), from a cached probe."""
+
+    def is_available(self) -> bool:
+        """False while the circuit is open after repeated failures (no call is sent then)."""
+
+    def report_success(self) -> None: ...
+
+    def report_failure(self, reason: str) -> None: ...
+
+
+async def open_streams(streams: list[GenerationStream]) -> None:
+    """Wait until each stream's backend has accepted the request, so that a failure before the first
+    token (an upstream's 5xx, a timeout, a refused connection) is raised here, before a response starts.
+
+    Local streams have nothing to wait for; upstream streams define ``opened()``. When one fails, the
+    others are cancelled and the first error is raised."""
+    waits = [stream.opened() for stream in streams if hasattr(stream, "opened")]
+    if not waits:
+        return
+    try:
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+    except asyncio.CancelledError:  # the client went away while upstreams were answering
+        for stream in streams:
+            stream.cancel()
+        raise
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        for stream in streams:
+            stream.cancel()
+        raise errors[0]
+
+
 @dataclass(frozen=True)
 class Availability:
     available: bool
@@ -61,3 +101,12 @@ class ModelSpec:
     price: Price = field(default_factory=Price)
     owned_by: str = "outrider"
     training_job_id: str | None = None
+    # Set for LoRA adapters: they are served on the loaded instance of ``base_id`` (one base shared by all
+    # its adapters); ``attach`` receives that loaded base and returns the adapter's servable model.
+    base_id: str | None = None
+    attach: Callable[[Any], EncoderModel | DecoderModel] | None = None
+    # Set for models served elsewhere (upstream providers): they hold no memory here, so they stay out of
+    # the LRU cache, and their health comes from the monitor instead of the load state.
+    monitor: HealthMonitor | None = None
+    context_length: int | None = None
+    capabilities: tuple[str, ...] = ()

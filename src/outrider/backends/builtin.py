@@ -93,11 +93,20 @@ def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -
 
 
 def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpec | None:
-    """A saved model folder: GLiNER2 extractors have ``architecture`` in config.json, LMs do not."""
+    """A saved model folder: GLiNER2 extractors have ``architecture`` in config.json, LMs do not; LoRA
+    adapters (for LMs and for GLiNER2 models) have ``adapter_config.json`` and are served on their (shared)
+    base model."""
+    from outrider.backends.decoder_adapters import is_decoder_adapter, spec_for_adapter
+    from outrider.backends.encoder_gliner import spec_for_encoder_adapter
     from outrider.backends.registry import read_config
+    from outrider.training.encoder_lora import is_encoder_adapter
 
-    config = read_config(folder)
     price = local_price(settings, model_id)
+    if is_decoder_adapter(folder):
+        return spec_for_adapter(model_id, folder, price)
+    if is_encoder_adapter(folder):
+        return spec_for_encoder_adapter(model_id, folder, price)
+    config = read_config(folder)
     if "architecture" in config or config.get("model_type") == "extractor":
         path = str(folder)
         return ModelSpec(

@@ -9,6 +9,10 @@ loop as it is produced. Batching is static: requests that arrive mid-batch start
 which begins as soon as the running one ends.
 
 All model work happens on the engine's thread; the event loop only enqueues requests and reads chunks.
+
+LoRA adapters (``decoder_adapters.py``) share this engine and its base weights: once one is loaded, forward
+passes go through the ``peft`` wrapper with one adapter name per row, so rows of one batch may each use a
+different adapter or none (``"__base__"``: the base layers alone, exactly the computation without peft).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _INCOMPLETE = "\ufffd"  # what the tokenizer renders for a UTF-8 sequence that later tokens complete
 _MAX_TOP_LOGPROBS = 20
+BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 
 class TokenConstraint(Protocol):
@@ -146,6 +152,7 @@ class _Request:
     params: GenerationParams
     constraint_factory: Callable[[], TokenConstraint] | None
     stream: EngineStream
+    adapter: str | None = None  # a LoRA adapter loaded into this engine, or None for the base model
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -219,7 +226,12 @@ class DecoderEngine:
             {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         )
         self.batch_sizes: deque[int] = deque(maxlen=256)  # recent batch sizes (observable in tests and metrics)
+        # Set on the engine thread when the first LoRA adapter is loaded: the peft wrapper around ``model``
+        # (which then holds LoRA layers) and the names of the adapters it holds.
+        self.peft_model: Any = None
+        self.adapters: set[str] = set()
         self._pending: deque[_Request] = deque()
+        self._tasks: deque[tuple[Callable[[], Any], Future]] = deque()
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="decoder-engine", daemon=True)
@@ -230,8 +242,11 @@ class DecoderEngine:
         prompt_ids: list[int],
         params: GenerationParams,
         constraint_factory: Callable[[], TokenConstraint] | None = None,
+        adapter: str | None = None,
     ) -> EngineStream:
         """Queue a generation and return its stream at once; call from the event loop that will read it."""
+        if adapter is not None and adapter not in self.adapters:
+            raise ValueError(f"adapter '{adapter}' is not loaded in this engine")
         if not prompt_ids:
             raise ValueError("the prompt has no tokens")
         if min(prompt_ids) < 0 or max(prompt_ids) >= self.vocab_size:
@@ -242,9 +257,20 @@ class DecoderEngine:
         with self._cond:
             if self._closed:
                 raise RuntimeError("the decoder engine is closed")
-            self._pending.append(_Request(list(prompt_ids), params, constraint_factory, stream))
+            self._pending.append(_Request(list(prompt_ids), params, constraint_factory, stream, adapter))
             self._cond.notify()
         return stream
+
+    def run_on_thread(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the engine thread between batches (e.g. loading an adapter, which rewrites modules
+        that a running forward pass uses); the future holds its result or exception."""
+        future: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the decoder engine is closed")
+            self._tasks.append((fn, future))
+            self._cond.notify()
+        return future
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the thread after the running batch; requests still waiting fail."""
@@ -252,9 +278,14 @@ class DecoderEngine:
             self._closed = True
             waiting = list(self._pending)
             self._pending.clear()
+            tasks = list(self._tasks)
+            self._tasks.clear()
             self._cond.notify()
         for request in waiting:
             request.stream._post(RuntimeError("the decoder engine was closed"))
+        for _, future in tasks:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError("the decoder engine was closed"))
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -262,9 +293,12 @@ class DecoderEngine:
 
     def _serve(self) -> None:
         while True:
+            self._run_tasks()
             batch = self._next_batch()
             if batch is None:
                 return
+            if not batch:  # woken for a task only
+                continue
             try:
                 self._run_batch(batch)
             except Exception as exc:  # never let the thread die: fail only this batch's streams
@@ -272,12 +306,27 @@ class DecoderEngine:
                 for request in batch:
                     request.stream._post(exc)
 
+    def _run_tasks(self) -> None:
+        while True:
+            with self._cond:
+                if not self._tasks:
+                    return
+                fn, future = self._tasks.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
     def _next_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._pending and not self._closed:
+            while not self._pending and not self._tasks and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
+            if not self._pending:
+                return []
             # Give concurrent arrivals until the oldest request's deadline to join; a queue that built up
             # while the last batch ran is already past its deadline and starts at once.
             deadline = self._pending[0].enqueued + self.max_wait_s
@@ -296,6 +345,8 @@ class DecoderEngine:
             self._finish(_Row(request, None, None), "cancelled")
             return None
         try:
+            if request.adapter is not None and request.adapter not in self.adapters:  # unloaded since submit
+                raise RuntimeError(f"adapter '{request.adapter}' is no longer loaded")
             generator = None
             if request.params.temperature > 0:
                 generator = torch.Generator(device=device)
@@ -326,17 +377,21 @@ class DecoderEngine:
         # Positions count real tokens only, so a padded row sees the same positions as it would alone
         # (pads get a dummy position; the mask hides them).
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        model, adapter_names = self.model, None
+        if self.peft_model is not None:  # the LoRA layers need to be told which adapter each row uses
+            model, adapter_names = self.peft_model, [row.request.adapter or BASE_ADAPTER for row in rows]
         cache = None
         try:
             with torch.inference_mode():
                 while rows:
-                    out = self.model(
+                    out = model(
                         input_ids=input_ids,
                         attention_mask=mask,
                         position_ids=positions,
                         past_key_values=cache,
                         use_cache=True,
                         **self._logits_kwargs,
+                        **({"adapter_names": adapter_names} if adapter_names else {}),
                     )
                     cache = out.past_key_values  # holds keys/values of every column so far, pads included
                     next_ids = self._step(rows, out.logits[:, -1, :].float())
@@ -349,6 +404,8 @@ class DecoderEngine:
                         cache.batch_select_indices(index)
                         rows = [rows[i] for i in keep]
                         next_ids = [next_ids[i] for i in keep]
+                        if adapter_names:
+                            adapter_names = [adapter_names[i] for i in keep]
                         mask, positions = mask[index], positions[index]
                     input_ids = torch.tensor(next_ids, device=device).unsqueeze(1)
                     # The mask covers the cache plus the new column; the new token's position follows its row's last.

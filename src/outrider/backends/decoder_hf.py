@@ -78,7 +78,10 @@ class HFDecoder:
         model.eval()
         return cls(model, tokenizer, max_batch=max_batch, max_wait_s=max_wait_s)
 
-    def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> GenerationStream:
+    def start(
+        self, prompt: list[ChatMessage] | str, params: GenerationParams, *, adapter: str | None = None
+    ) -> GenerationStream:
+        """``adapter`` names a LoRA adapter loaded into this model's engine (see ``decoder_adapters.py``)."""
         from outrider.backends.decoder_engine import encode_chat, encode_prompt
 
         ids = encode_chat(self.tokenizer, prompt) if isinstance(prompt, list) else encode_prompt(self.tokenizer, prompt)
@@ -92,7 +95,7 @@ class HFDecoder:
         if params.json_mode or params.json_schema is not None:
             # The token budget lets the constraint close the JSON before max_tokens cuts it off.
             constraint = partial(self.json_constraints().for_schema(params.json_schema), max_tokens=params.max_tokens)
-        return self.engine.submit(ids, params, constraint)
+        return self.engine.submit(ids, params, constraint, adapter=adapter)
 
     def close(self) -> None:
         self.engine.close()

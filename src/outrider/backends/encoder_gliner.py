@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import itertools
 import json
 import logging
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from outrider.backends.base import Availability
+from outrider.backends.base import Availability, ModelSpec
 from outrider.core.errors import InvalidSchema, ModelUnavailable
 from outrider.core.schema import ExtractionSchema
 
@@ -153,28 +155,76 @@ def to_gliner_dict(schema: ExtractionSchema) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class HeadTask:
+    """A classification task answered by the model's label head instead of GLiNER2's own head."""
+
+    name: str  # as the request names it
+    trained_task: str  # as the head knows it
+    labels: tuple[str, ...]
+    threshold: float
+
+
+@dataclass(frozen=True)
 class PreparedSchema:
-    gliner_schema: Any
+    gliner_schema: Any  # None when the label head answers every task
     entities: list[str]
     classifications: list[str]
     structures: list[str]
     relations: list[str]
+    head_tasks: tuple[HeadTask, ...] = ()
+
+
+class _SharedBase:
+    """What a loaded base and the LoRA adapters attached to it share: one lock (adapters switch weights
+    inside the same modules, so calls take turns) and the ``peft`` wrapper holding every adapter."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.peft: Any = None
+        self.numbers = itertools.count(1)
 
 
 class Gliner2Encoder:
-    """Adapts a loaded ``gliner2`` extractor to the ``EncoderModel`` protocol."""
+    """Adapts a loaded ``gliner2`` extractor to the ``EncoderModel`` protocol.
 
-    def __init__(self, model: Any, max_batch: int = 32) -> None:
+    A model trained with Outrider's label head (``training/encoder_classification.py``) answers the
+    classification tasks whose labels it was trained on with that head; anything else goes to GLiNER2.
+    LoRA adapters attach to a loaded base (``attach_adapter``) and are served on its weights.
+    """
+
+    def __init__(self, model: Any, max_batch: int = 32, label_head: Any = None) -> None:
         self.model = model
         self.max_batch = max_batch
+        self.label_head = label_head
+        self.adapter: str | None = None  # the peft adapter this view runs with; None: the base's own weights
+        self.shared = _SharedBase()
 
     @classmethod
     def load(cls, path_or_id: str, max_batch: int = 32) -> Gliner2Encoder:
         from gliner2 import AutoExtractor
 
+        from outrider.training.encoder_classification import LabelHead
+
         model = AutoExtractor.from_pretrained(path_or_id)
         model.eval()
-        return cls(model, max_batch)
+        return cls(model, max_batch, LabelHead.load(path_or_id) if os.path.isdir(path_or_id) else None)
+
+    def attach_adapter(self, folder: Path | str, model_id: str) -> Gliner2AdapterEncoder:
+        """Load a GLiNER2 LoRA adapter (with its task heads) onto this loaded base and return its view."""
+        from peft import PeftModel
+
+        from outrider.training.encoder_classification import LabelHead
+
+        shared = self.shared
+        with shared.lock:
+            name = f"adapter_{next(shared.numbers)}"  # peft names may not hold the dots of model ids
+            if shared.peft is None:
+                shared.peft = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
+            else:
+                shared.peft.load_adapter(str(folder), adapter_name=name)
+            shared.peft.eval()
+        log.info("loaded GLiNER2 adapter %s (%s) onto its shared base", model_id, name)
+        return Gliner2AdapterEncoder(self, name, model_id, LabelHead.load(folder))
 
     def prepare(self, schema: ExtractionSchema) -> PreparedSchema:
         # Clients send the same schema again and again: compile each distinct one once.
@@ -185,28 +235,128 @@ class Gliner2Encoder:
         from gliner2 import Schema
 
         schema = ExtractionSchema.model_validate_json(schema_json)
-        try:
-            built = Schema.from_dict(to_gliner_dict(schema))
-        except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
-            raise InvalidSchema(f"invalid schema: {exc}", param="schema") from exc
+        head_tasks = []
+        for task in schema.classifications or []:
+            labels = [label.name for label in task.labels]
+            trained = self.label_head.covers(labels) if self.label_head is not None else None
+            if trained is not None:
+                head_tasks.append(HeadTask(task.task, trained, tuple(labels), task.threshold))
+        routed = {t.name for t in head_tasks}
+        rest = schema.model_copy(
+            update={"classifications": [c for c in schema.classifications or [] if c.task not in routed] or None}
+        )
+        built = None
+        if any([rest.entities, rest.classifications, rest.structures, rest.relations]):
+            try:
+                built = Schema.from_dict(to_gliner_dict(rest))
+            except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
+                raise InvalidSchema(f"invalid schema: {exc}", param="schema") from exc
         return PreparedSchema(
             gliner_schema=built,
             entities=schema.entity_names(),
             classifications=[c.task for c in schema.classifications or []],
             structures=list((schema.structures or {}).keys()),
             relations=schema.relation_names(),
+            head_tasks=tuple(head_tasks),
         )
 
     def extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float) -> list[dict]:
-        return self.model.batch_extract(
-            texts,
-            [p.gliner_schema for p in prepared],
-            batch_size=self.max_batch,
-            threshold=threshold,
-            include_confidence=True,
-            include_spans=True,
-        )
+        with self.shared.lock, self._weights():
+            return self._extract(texts, prepared, threshold)
+
+    @contextmanager
+    def _weights(self):
+        """Run with this view's adapter active, or with every adapter off for the base itself."""
+        peft = self.shared.peft
+        if peft is None:
+            yield
+        elif self.adapter is None:
+            with peft.disable_adapter():
+                yield
+        else:
+            peft.set_adapter(self.adapter)
+            yield
+
+    def _extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float) -> list[dict]:
+        results: list[dict] = [{} for _ in texts]
+        rows = [i for i, p in enumerate(prepared) if p.gliner_schema is not None]
+        if rows:
+            extracted = self.model.batch_extract(
+                [texts[i] for i in rows],
+                [prepared[i].gliner_schema for i in rows],
+                batch_size=self.max_batch,
+                threshold=threshold,
+                include_confidence=True,
+                include_spans=True,
+            )
+            for i, result in zip(rows, extracted, strict=True):
+                results[i] = result
+        for task in {t for p in prepared for t in p.head_tasks}:
+            rows = [i for i, p in enumerate(prepared) if task in p.head_tasks]
+            answers = self.label_head.predict(
+                self.model.encoder,
+                self.model.processor.tokenizer,
+                [texts[i] for i in rows],
+                task.trained_task,
+                list(task.labels),
+                task.threshold,
+                self.max_batch,
+            )
+            for i, answer in zip(rows, answers, strict=True):
+                results[i][task.name] = answer
+        return results
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         encoded = self.model.processor.tokenizer(texts, add_special_tokens=True)["input_ids"]
         return [len(ids) for ids in encoded]
+
+
+class Gliner2AdapterEncoder(Gliner2Encoder):
+    """A LoRA adapter's view of its loaded base: the base's weights and lock, this adapter switched on."""
+
+    def __init__(self, base: Gliner2Encoder, adapter: str, model_id: str, label_head: Any = None) -> None:
+        super().__init__(base.model, base.max_batch, label_head)
+        self.base = base  # the registry drops this view when it releases the base
+        self.shared = base.shared
+        self.adapter = adapter
+        self.model_id = model_id
+
+    def attach_adapter(self, folder: Path | str, model_id: str) -> Gliner2AdapterEncoder:
+        return self.base.attach_adapter(folder, model_id)
+
+    def close(self) -> None:
+        """Remove the adapter from the base (it keeps serving the base and the other adapters)."""
+        with self.shared.lock:
+            peft = self.shared.peft
+            if peft is not None and self.adapter in peft.peft_config and len(peft.peft_config) > 1:
+                peft.delete_adapter(self.adapter)
+
+
+def spec_for_encoder_adapter(model_id: str, folder: Path, price: Any) -> ModelSpec | None:
+    """A GLiNER2 LoRA adapter folder (as ``training/encoder.py`` saves it), served on its loaded base."""
+    from outrider.training.encoder_lora import read_metadata
+
+    base_id = read_metadata(folder).get("base_model")
+    if not base_id:
+        return None
+    path = str(folder)
+
+    def load() -> Any:
+        raise ModelUnavailable(f"adapter '{model_id}' loads onto its base model '{base_id}' through the registry")
+
+    def attach(base: Any) -> Gliner2AdapterEncoder:
+        if not isinstance(base, Gliner2Encoder):
+            raise ModelUnavailable(f"adapter '{model_id}' needs the local GLiNER2 model '{base_id}' as its base")
+        return base.attach_adapter(path, model_id)
+
+    return ModelSpec(
+        id=model_id,
+        kind="encoder",
+        source="local",
+        description=f"GLiNER2 LoRA adapter on {base_id}, saved at {folder}",
+        load=load,
+        price=price,
+        check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
+        base_id=base_id,
+        attach=attach,
+    )

@@ -17,16 +17,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Literal
 
-from outrider.backends.base import Availability, DecoderModel, EncoderModel, ModelSpec
+from outrider.backends.base import Availability, DecoderModel, EncoderModel, Health, ModelSpec
 from outrider.config import Settings
 from outrider.core.errors import ModelNotFound, ModelUnavailable, OutriderError
 from outrider.serving.batcher import ExtractionBatcher
 
 log = logging.getLogger(__name__)
 
-Health = Literal["ready", "loading", "unavailable"]
 Resolver = Callable[[str], ModelSpec | None]
 
 
@@ -45,7 +43,10 @@ class ModelRegistry:
         self._specs: dict[str, ModelSpec] = {}
         self._resolvers: list[Resolver] = []
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._remote: dict[str, LoadedModel] = {}  # models served elsewhere: outside the LRU cache
         self._loading: dict[str, asyncio.Task] = {}
+        # LoRA adapters: a few MB each, served on a loaded base, so outside the LRU and dropped with their base.
+        self._adapters: dict[str, LoadedModel] = {}
         self._failures: dict[str, str] = {}
 
     # -- declaring models -------------------------------------------------
@@ -74,7 +75,8 @@ class ModelRegistry:
             if not Path(root).is_dir():
                 continue
             for folder in sorted(Path(root).iterdir()):
-                if folder.is_dir() and (folder / "config.json").exists() and folder.name not in self._specs:
+                saved = (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
+                if folder.is_dir() and saved and folder.name not in self._specs:
                     spec = spec_for_folder(folder.name, folder, self.settings)
                     if spec is not None:
                         self.add(spec)
@@ -101,7 +103,9 @@ class ModelRegistry:
     async def health(self, model_id: str) -> tuple[Health, str | None]:
         """``ready`` when loaded; otherwise start loading it (polling health warms a model) and say so."""
         spec = self.resolve(model_id)
-        if model_id in self._loaded:
+        if spec.monitor is not None:
+            return await spec.monitor.health()
+        if model_id in self._loaded or model_id in self._adapters:
             return "ready", None
         if model_id in self._loading:
             return "loading", None
@@ -113,6 +117,25 @@ class ModelRegistry:
         self._start_load(spec)
         return "loading", None
 
+    def is_available(self, model_id: str) -> bool:
+        """Whether a call to this model should be tried now: for upstream models, not while their circuit
+        breaker is open; for local models, not after their last load failed."""
+        spec = self.resolve(model_id)
+        if spec.monitor is not None:
+            return spec.monitor.is_available()
+        return spec.id not in self._failures
+
+    def report_failure(self, model_id: str, reason: str) -> None:
+        """Count a failure the backend itself did not see (upstream streams report their own outcomes)."""
+        spec = self.resolve(model_id)
+        if spec.monitor is not None:
+            spec.monitor.report_failure(reason)
+
+    def report_success(self, model_id: str) -> None:
+        spec = self.resolve(model_id)
+        if spec.monitor is not None:
+            spec.monitor.report_success()
+
     def _start_load(self, spec: ModelSpec) -> asyncio.Task:
         task = self._loading.get(spec.id)
         if task is None:
@@ -122,10 +145,21 @@ class ModelRegistry:
         return task
 
     async def get(self, spec: ModelSpec) -> LoadedModel:
+        if spec.monitor is not None:
+            remote = self._remote.get(spec.id)
+            if remote is None:  # a client for a server elsewhere: building it is cheap and loads nothing
+                remote = LoadedModel(spec=spec, model=spec.load(), batcher=None, lock=asyncio.Lock())
+                self._remote[spec.id] = remote
+            return remote
         loaded = self._loaded.get(spec.id)
         if loaded is not None:
             self._loaded.move_to_end(spec.id)
             return loaded
+        adapter = self._adapters.get(spec.id)
+        if adapter is not None:
+            if spec.base_id in self._loaded:
+                self._loaded.move_to_end(spec.base_id)  # an adapter in use keeps its base warm
+            return adapter
         return await asyncio.shield(self._start_load(spec))
 
     async def _load(self, spec: ModelSpec) -> LoadedModel:
@@ -134,7 +168,11 @@ class ModelRegistry:
             raise ModelUnavailable(availability.reason or f"model '{spec.id}' is unavailable")
         loop = asyncio.get_running_loop()
         try:
-            model = await loop.run_in_executor(self.executor, spec.load)
+            if spec.base_id is not None and spec.attach is not None:
+                base = await self.get(self.resolve(spec.base_id))  # the shared base: loaded once for all adapters
+                model = await loop.run_in_executor(self.executor, spec.attach, base.model)
+            else:
+                model = await loop.run_in_executor(self.executor, spec.load)
         except OutriderError as exc:
             self._failures[spec.id] = exc.message
             raise
@@ -152,20 +190,30 @@ class ModelRegistry:
                 max_wait_s=self.settings.batch_max_wait_ms / 1000,
             )
         loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
+        if spec.base_id is not None:
+            self._adapters[spec.id] = loaded
+            return loaded
         self._loaded[spec.id] = loaded
         while len(self._loaded) > self.settings.model_cache_size:
             evicted, entry = self._loaded.popitem(last=False)
-            _close(entry)
+            self._release(entry)
             log.info("evicted model %s from memory (cache size %d)", evicted, self.settings.model_cache_size)
         return loaded
 
     def close(self) -> None:
         """Release every loaded model (their worker threads stop)."""
         while self._loaded:
-            _close(self._loaded.popitem()[1])
+            self._release(self._loaded.popitem()[1])
+
+    def _release(self, entry: LoadedModel) -> None:
+        """Close a loaded model and forget the adapters served on it (they go with their base's engine)."""
+        for adapter_id, adapter in list(self._adapters.items()):
+            if getattr(adapter.model, "base", None) is entry.model:
+                del self._adapters[adapter_id]
+        _close(entry)
 
     def loaded_ids(self) -> list[str]:
-        return list(self._loaded)
+        return [*self._loaded, *self._adapters]
 
 
 def _close(entry: LoadedModel) -> None:

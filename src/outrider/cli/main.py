@@ -10,6 +10,10 @@ from pathlib import Path
 
 import typer
 
+from outrider.cli.credits import credits_app
+from outrider.cli.datasets import datasets_app, generate
+from outrider.cli.training import register as register_training_commands
+from outrider.cli.worker import worker
 from outrider.config import Settings, build_settings
 from outrider.training.demo_data import DEMO_EXAMPLES
 
@@ -22,6 +26,11 @@ keys_app = typer.Typer(help="Create, list and revoke API keys (runs against the 
 accounts_app = typer.Typer(help="Create and list accounts (runs against the local database).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(credits_app, name="credits")
+app.add_typer(datasets_app, name="datasets")
+register_training_commands(app)  # outrider train, outrider eval
+app.command("generate")(generate)
+app.command("worker")(worker)
 
 DataDir = typer.Option(None, "--data-dir", help="Data directory (default: OUTRIDER_DATA_DIR or ./outrider-data).")
 

@@ -13,6 +13,7 @@
     +-- RateLimited               too many requests; carries ``retry_after`` seconds (429)
     +-- ModelUnavailable          the model exists but cannot be loaded here, e.g. an offline hub (503)
     +-- BackendError              the model backend or an upstream failed while serving (502)
+        +-- UpstreamError         an upstream provider: 5xx, timeout, refused connection, rejected key, open circuit
 
 Services and backends raise these; only ``api/*/errors.py`` turns them into HTTP responses.
 Each class carries its HTTP status and a stable machine-readable ``code``.
@@ -92,3 +93,15 @@ class ModelUnavailable(OutriderError):
 class BackendError(OutriderError):
     status_code = 502
     code = "backend_error"
+
+
+class UpstreamError(BackendError):
+    """An upstream provider failed. ``code`` says how: ``upstream_error`` (5xx or a broken stream),
+    ``upstream_timeout``, ``upstream_unreachable``, ``upstream_auth_error`` (it refused our key),
+    ``upstream_unavailable`` (its circuit breaker is open)."""
+
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, code: str = "upstream_error") -> None:
+        super().__init__(message)
+        self.code = code

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
 from outrider.storage.db import Database
 from outrider.storage.queries import accounts as q
+from outrider.storage.queries import billing as billing_q
 from outrider.storage.queries import now
 from outrider.storage.records import Account, ApiKey
 
@@ -56,8 +57,9 @@ class Bootstrap:
 
 
 class AccountService:
-    def __init__(self, db: Database, *, auth_cache_ttl_s: float = 0.0) -> None:
+    def __init__(self, db: Database, *, auth_cache_ttl_s: float = 0.0, initial_credit_micro_usd: int = 0) -> None:
         self.db = db
+        self.initial_credit_micro_usd = initial_credit_micro_usd
         # key hash -> (principal, monotonic expiry). Revoking through this service drops the entry at once;
         # a revocation made by another process (the CLI) takes effect within the TTL.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
@@ -68,18 +70,25 @@ class AccountService:
         with self.db.session() as s:
             if q.count_accounts(s) > 0:
                 return None
-            account = q.create_account(s, "admin", is_admin=True)
+            # The first admin runs the instance: its calls are metered in usage but never refused for credit.
+            account = q.create_account(s, "admin", is_admin=True, unlimited=True)
             raw = admin_api_key or generate_raw_key()
             if not raw.startswith(KEY_PREFIX) or len(raw) < 24:
                 raise InvalidRequest(f"the admin API key must start with '{KEY_PREFIX}' and be 24+ characters")
             q.create_key(s, account_id=account.id, name="admin", prefix=raw[:SHOWN_PREFIX_LEN], key_hash=hash_key(raw))
         return Bootstrap(account=account, raw_key=None if admin_api_key else raw)
 
-    def create_account(self, name: str, *, is_admin: bool = False) -> tuple[Account, IssuedKey]:
+    def create_account(
+        self, name: str, *, is_admin: bool = False, unlimited_credits: bool = False
+    ) -> tuple[Account, IssuedKey]:
         with self.db.session() as s:
             if q.get_account_by_name(s, name) is not None:
                 raise Conflict(f"an account named '{name}' already exists", param="name")
-            account = q.create_account(s, name, is_admin=is_admin)
+            account = q.create_account(s, name, is_admin=is_admin, unlimited=unlimited_credits)
+            if self.initial_credit_micro_usd > 0:
+                billing_q.add_credit(
+                    s, account.id, self.initial_credit_micro_usd, kind="grant", description="initial credit"
+                )
         return account, self.issue_key(account.id, name="default")
 
     def list_accounts(self) -> list[Account]:
@@ -94,7 +103,10 @@ class AccountService:
         model_pool: list[str] | None = None,
         optimize_mode: str = "balanced",
         expires_at: datetime | None = None,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
     ) -> IssuedKey:
+        _check_key_limits({"rpm_limit": rpm_limit, "tpm_limit": tpm_limit})
         if optimize_mode not in OPTIMIZE_MODES:
             raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
         raw = generate_raw_key()
@@ -110,6 +122,8 @@ class AccountService:
                 model_pool=model_pool,
                 optimize_mode=optimize_mode,
                 expires_at=expires_at,
+                rpm_limit=rpm_limit,
+                tpm_limit=tpm_limit,
             )
         return IssuedKey(key=key, raw_key=raw)
 
@@ -119,9 +133,10 @@ class AccountService:
 
     def update_key(self, principal: Principal, key_id: str, changes: dict) -> ApiKey:
         """Change a key's name, model pool, optimisation mode or expiry (owner or admin)."""
-        unknown = set(changes) - {"name", "model_pool", "optimize_mode", "expires_at"}
+        unknown = set(changes) - {"name", "model_pool", "optimize_mode", "expires_at", "rpm_limit", "tpm_limit"}
         if unknown:
             raise InvalidRequest(f"keys have no settable fields {sorted(unknown)}", param=sorted(unknown)[0])
+        _check_key_limits(changes)
         if "optimize_mode" in changes and changes["optimize_mode"] not in OPTIMIZE_MODES:
             raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
         with self.db.session() as s:
@@ -181,6 +196,13 @@ class AccountService:
                 self._auth_cache.clear()
             self._auth_cache[digest] = (principal, time.monotonic() + self._auth_cache_ttl_s)
         return principal
+
+
+def _check_key_limits(values: dict) -> None:
+    for field in ("rpm_limit", "tpm_limit"):
+        value = values.get(field)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InvalidRequest(f"{field} must be a positive integer (or null for no per-key limit)", param=field)
 
 
 def _managed_key(session: Session, principal: Principal, key_id: str) -> ApiKey:

@@ -15,10 +15,11 @@ from outrider.backends.base import ModelSpec
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.results import shape_result
 from outrider.config import Settings
-from outrider.core.errors import BackendError, InvalidRequest, OutriderError, PermissionDenied
+from outrider.core.errors import BackendError, InvalidRequest, ModelNotFound, OutriderError, PermissionDenied
 from outrider.core.messages import ChatMessage
 from outrider.core.schema import ExtractionSchema, parse_schema
 from outrider.core.usage import Usage
+from outrider.services.billing import BillingService, Hold
 from outrider.services.recording import CallContext, Recorder
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ def resolve_kind(
     """Resolve ``model_id`` for this caller: inside its key's model pool (if the key has one), and of the
     right family, with a hint at what the other family needs."""
     spec = registry.resolve(model_id)
+    if spec.training_job_id is not None and spec.owned_by != ctx.principal.account.id:
+        # A trained model (job or checkpoint id) belongs to its account: to anyone else it does not exist.
+        raise ModelNotFound(f"model '{model_id}' not found; GET /models lists the available ids", param=param)
     pool = ctx.principal.key.model_pool
     if pool is not None and model_id not in pool and spec.id not in pool:
         raise PermissionDenied(f"model '{model_id}' is not in this API key's model pool", param=param)
@@ -61,10 +65,13 @@ def resolve_kind(
 
 
 class ExtractionService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, recorder: Recorder) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, recorder: Recorder, billing: BillingService
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.recorder = recorder
+        self.billing = billing
 
     def _check_texts(self, texts: list[str]) -> None:
         limits = self.settings
@@ -98,19 +105,30 @@ class ExtractionService:
             "schema": request.schema.model_dump(exclude_none=True),
             "threshold": request.threshold,
         }
+        hold: Hold | None = None
         try:
             loaded = await self.registry.get(spec)
             prepared = loaded.model.prepare(request.schema)
+            if spec.price.input_per_mtok and not ctx.principal.account.unlimited_credits:
+                # Encoders are billed on input tokens only: the exact count is the reservation.
+                tokens = sum(loaded.model.count_tokens(request.texts))
+                hold = await self.billing.reserve(ctx.principal, spec.price, tokens, 0)
             output = await loaded.batcher.extract(request.texts, [prepared] * len(request.texts), request.threshold)
         except OutriderError as exc:
             if exc.status_code >= 500:
-                await self.recorder.record_failure(ctx, spec, "extract", record_input, _ms_since(started), exc)
+                await self.recorder.record_failure(
+                    ctx, spec, "extract", record_input, _ms_since(started), exc, hold=hold
+                )
+            await self.billing.release(hold)
             raise
         except Exception as exc:
             log.exception("extraction with %s failed", spec.id)
             error = BackendError(f"model '{spec.id}' failed during extraction: {type(exc).__name__}")
-            await self.recorder.record_failure(ctx, spec, "extract", record_input, _ms_since(started), error)
+            await self.recorder.record_failure(ctx, spec, "extract", record_input, _ms_since(started), error, hold=hold)
             raise error from exc
+        except BaseException:  # the client went away mid-call: free the reservation without awaiting here
+            self.recorder.track(self.billing.release(hold))
+            raise
         shaped = [
             shape_result(
                 raw,
@@ -127,7 +145,9 @@ class ExtractionService:
         latency_ms = _ms_since(started)
         prompt_tokens = sum(output.token_counts)
         usage = Usage(prompt_tokens, 0, spec.price.cost_micro_usd(prompt_tokens, 0))
-        inference_id = await self.recorder.record(ctx, spec, "extract", record_input, result, latency_ms, usage)
+        inference_id = await self.recorder.record(
+            ctx, spec, "extract", record_input, result, latency_ms, usage, hold=hold
+        )
         return ExtractionOutcome(inference_id, request.model_id, spec.id, result, latency_ms, usage)
 
 

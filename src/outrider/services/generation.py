@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from outrider.backends.base import ModelSpec
+from outrider.backends.base import ModelSpec, open_streams
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError
 from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams, GenerationResult, GenerationStream
 from outrider.core.usage import Usage
+from outrider.services.billing import BillingService, Hold, prompt_token_bound
 from outrider.services.extraction import resolve_kind
 from outrider.services.recording import CallContext, Recorder
+from outrider.services.routing import AUTO_MODEL, RoutingOptions, RoutingService
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class GenerationRequest:
     prompt: str | None = None  # raw completion prompt
     params: GenerationParams = field(default_factory=GenerationParams)
     n: int = 1
+    routing: RoutingOptions | None = None  # with model "auto": overrides of the key's pool and mode
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class GenerationOutcome:
     results: list[GenerationResult]
     latency_ms: float
     usage: Usage
+    routing: dict | None = None  # the routing decision's event, for model "auto"
 
     @property
     def result(self) -> GenerationResult:
@@ -86,8 +90,12 @@ class ActiveGeneration:
         spec: ModelSpec,
         request: GenerationRequest,
         streams: list[GenerationStream],
+        hold: Hold | None = None,
     ) -> None:
         self.recorder = recorder
+        self.hold = hold
+        self.routing = None  # the RoutingDecision when the caller asked for model "auto"
+        self.observer: Callable[[str, float], None] | None = None  # told each finished call's latency
         self.ctx = ctx
         self.spec = spec
         self.request = request
@@ -107,7 +115,12 @@ class ActiveGeneration:
         # The prompt is processed once per choice but billed once, as OpenAI does for n > 1.
         prompt = self.results[0].prompt_tokens if self.results else 0
         completion = sum(r.completion_tokens for r in self.results)
-        return Usage(prompt, completion, self.spec.price.cost_micro_usd(prompt, completion))
+        cost = self.spec.price.cost_micro_usd(prompt, completion)
+        if self.hold is not None:
+            # Only an upstream counting more prompt tokens than bytes could exceed the reservation: the
+            # reservation is what the caller agreed to pay, so that is the most charged and reported.
+            cost = min(cost, self.hold.amount)
+        return Usage(prompt, completion, cost)
 
     async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
         """(choice index, chunk) pairs as they are produced. Closing the iterator early cancels generation."""
@@ -138,7 +151,7 @@ class ActiveGeneration:
         for stream in self.streams:
             stream.cancel()
         await self.recorder.record_failure(
-            self.ctx, self.spec, "generate", self._record_input(), self._latency_ms(), error
+            self.ctx, self.spec, "generate", self._record_input(), self._latency_ms(), error, hold=self.hold
         )
 
     async def _merged(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
@@ -174,7 +187,13 @@ class ActiveGeneration:
 
     def outcome(self) -> GenerationOutcome:
         return GenerationOutcome(
-            self.inference_id, self.ctx.model_id, self.spec.id, self.results, self._latency_ms(), self.usage
+            self.inference_id,
+            self.ctx.model_id,
+            self.spec.id,
+            self.results,
+            self._latency_ms(),
+            self.usage,
+            self.routing.to_event() if self.routing is not None else None,
         )
 
     def cancel(self) -> None:
@@ -204,6 +223,8 @@ class ActiveGeneration:
         self._finished = True
         self.results = [s.result for s in self.streams]
         self.inference_id = await self._record()
+        if self.observer is not None:
+            self.observer(self.spec.id, self._latency_ms())
 
     async def _record(self, status: str | None = None) -> str | None:
         return await self.recorder.record(
@@ -215,6 +236,7 @@ class ActiveGeneration:
             self._latency_ms(),
             self.usage,
             status=status,
+            hold=self.hold,
         )
 
     def _latency_ms(self) -> float:
@@ -241,29 +263,87 @@ class ActiveGeneration:
 
 
 class GenerationService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, recorder: Recorder) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, recorder: Recorder, billing: BillingService
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.recorder = recorder
+        self.billing = billing
+        self.routing: RoutingService | None = None
 
     async def start(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         check_params(request, self.settings)
+        if request.model_id == AUTO_MODEL and self.routing is not None:
+            return await self._start_routed(ctx, request)
+        if request.routing is not None:
+            raise InvalidRequest("'routing' applies only to model \"auto\"", param="routing")
+        active = await self._start_model(ctx, request)
+        if self.routing is not None:
+            active.observer = self.routing.observe
+        return active
+
+    async def _start_routed(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
+        """Decide, then try the ranked models in order: a model that fails before its first token (5xx,
+        timeout, unavailable) hands the call to the next-best, at most ``routing_max_attempts`` times."""
+        assert self.routing is not None
+        messages = request.messages if request.messages is not None else [ChatMessage("user", request.prompt or "")]
+        decision, _ = await self.routing.decide(ctx, messages, request.routing, request.params.max_tokens)
+        failures: list[str] = []
+        for model_id in [decision.model, *decision.fallbacks][: self.settings.routing_max_attempts]:
+            chosen = replace(decision, model=model_id)
+            attempt_ctx = replace(ctx, routing={**chosen.to_record(), "fallback_from": failures or None})
+            try:
+                active = await self._start_model(attempt_ctx, replace(request, model_id=model_id, routing=None))
+            except OutriderError as exc:
+                if exc.status_code < 500:
+                    raise
+                log.warning("routed model %s failed before its first token: %s", model_id, exc.message)
+                failures.append(f"{model_id}: {exc.message}")
+                continue
+            active.routing = chosen
+            active.observer = self.routing.observe
+            return active
+        raise BackendError(f"every model tried for model 'auto' failed: {'; '.join(failures)}", param="model")
+
+    async def _start_model(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         spec = resolve_kind(self.registry, ctx, request.model_id, "decoder", param="model")
         started = time.perf_counter()
+        # Reserve the most this call can cost before any token is produced (402 when it cannot be covered).
+        hold = await self.billing.reserve(
+            ctx.principal,
+            spec.price,
+            prompt_token_bound(request.messages, request.prompt),
+            request.params.max_tokens * request.n,
+        )
         try:
             loaded = await self.registry.get(spec)
             prompt = request.messages if request.messages is not None else request.prompt
             streams = [loaded.model.start(prompt, request.params) for _ in range(request.n)]
+            # Upstream streams send their request here: a failure before the first token becomes this
+            # call's error status instead of an error inside an already-started stream.
+            await open_streams(streams)
         except OutriderError as exc:
             if exc.status_code >= 500:
                 await self.recorder.record_failure(
-                    ctx, spec, "generate", {"model": request.model_id}, (time.perf_counter() - started) * 1000, exc
+                    ctx,
+                    spec,
+                    "generate",
+                    {"model": request.model_id},
+                    (time.perf_counter() - started) * 1000,
+                    exc,
+                    hold=hold,
                 )
+            await self.billing.release(hold)
             raise
         except Exception as exc:
             log.exception("starting generation with %s failed", spec.id)
+            await self.billing.release(hold)
             raise BackendError(f"model '{spec.id}' failed to start generating: {type(exc).__name__}") from exc
-        return ActiveGeneration(self.recorder, ctx, spec, request, streams)
+        except BaseException:  # the client went away while the model loaded or the upstream was opened
+            self.recorder.track(self.billing.release(hold))
+            raise
+        return ActiveGeneration(self.recorder, ctx, spec, request, streams, hold)
 
     async def generate(self, ctx: CallContext, request: GenerationRequest) -> GenerationOutcome:
         active = await self.start(ctx, request)

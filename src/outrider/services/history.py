@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from outrider.core.errors import InvalidRequest, NotFound
@@ -19,6 +20,8 @@ VERDICTS = ("correct", "incorrect")
 class HistoryService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Told (model, routed task, correct?) for feedback on routed calls: routing learns fit from it.
+        self.on_routed_verdict: Callable[[str, str | None, bool], None] | None = None
 
     async def list(self, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
         def read() -> tuple[list[Inference], int]:
@@ -65,4 +68,7 @@ class HistoryService:
                     notes=notes,
                 )
 
-        return await asyncio.to_thread(write)
+        feedback = await asyncio.to_thread(write)
+        if self.on_routed_verdict is not None and isinstance(inference.routing, dict):
+            self.on_routed_verdict(inference.model_used, inference.routing.get("task"), verdict == "correct")
+        return feedback

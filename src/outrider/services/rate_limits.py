@@ -4,6 +4,10 @@ Groups: ``inference`` (native /inference), ``chat`` (the OpenAI and Anthropic ge
 ``generate`` and ``training`` (their jobs' endpoints). A request must fit both its key's window and its
 account's window (several keys cannot multiply an account's allowance). Counters live in memory by
 default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``) when several API processes serve.
+
+A key may also carry its own ``rpm_limit`` (requests per minute over every group) and ``tpm_limit``
+(tokens per minute: a request is refused while the key's last minute already used its tokens; each call's
+tokens are counted when it ends).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -68,4 +72,46 @@ class RateLimiter:
                     headers=state.headers(),
                 )
             states.append(state)
+        if who.key.rpm_limit:
+            states.append(await self._hit_key_rpm(who))
+        if who.key.tpm_limit:
+            states.append(await self._check_key_tpm(who))
         return min(states, key=lambda s: s.remaining)
+
+    async def _hit_key_rpm(self, who: Principal) -> WindowState:
+        item = RateLimitItemPerMinute(who.key.rpm_limit)
+        allowed = await self._limiter.hit(item, "rpm", who.key.id)
+        stats = await self._limiter.get_window_stats(item, "rpm", who.key.id)
+        state = WindowState(item.amount, stats.remaining, stats.reset_time)
+        if not allowed:
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            raise RateLimited(
+                f"this key's limit of {item.amount} requests per minute is exceeded; retry in {retry_after} s",
+                retry_after=retry_after,
+                headers=state.headers(),
+            )
+        return state
+
+    async def _check_key_tpm(self, who: Principal) -> WindowState:
+        item = RateLimitItemPerMinute(who.key.tpm_limit)
+        stats = await self._limiter.get_window_stats(item, "tpm", who.key.id)
+        if stats.remaining <= 0:
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            state = WindowState(item.amount, 0, stats.reset_time)
+            raise RateLimited(
+                f"this key's limit of {item.amount} tokens per minute is used up; retry in {retry_after} s",
+                retry_after=retry_after,
+                headers=state.headers(),
+            )
+        return WindowState(item.amount, stats.remaining, stats.reset_time)
+
+    async def meter_tokens(self, who: Principal, tokens: int) -> None:
+        """Count a finished call's tokens against its key's TPM window (capped at what is left, so the
+        window fills up instead of refusing to count a large call)."""
+        if not who.key.tpm_limit or tokens <= 0:
+            return
+        item = RateLimitItemPerMinute(who.key.tpm_limit)
+        stats = await self._limiter.get_window_stats(item, "tpm", who.key.id)
+        cost = min(tokens, stats.remaining)
+        if cost > 0:
+            await self._limiter.hit(item, "tpm", who.key.id, cost=cost)

@@ -1,9 +1,12 @@
-"""Writes inference history records: one per call (unless ``store`` is false), failures included."""
+"""Writes what every call leaves behind, in one transaction per group of calls: its usage record (always),
+its inference history record (unless ``store`` is false), and its charge (settling the credit hold).
+Failures are recorded too."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +15,11 @@ from outrider.core.errors import OutriderError
 from outrider.core.ids import new_id
 from outrider.core.usage import Usage
 from outrider.services.accounts import Principal
+from outrider.services.billing import Hold, charge_kind
 from outrider.storage.db import Database
+from outrider.storage.queries import billing as billing_q
 from outrider.storage.queries import inferences as q
-from outrider.storage.records import NewInference
+from outrider.storage.records import NewInference, NewUsage
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,19 @@ class CallContext:
     model_id: str
     store: bool = True
     project_id: str | None = None
+    routing: dict | None = None  # the routing decision, when the caller asked for model "auto"
+
+
+@dataclass
+class _Pending:
+    inference_id: str | None
+    inference: NewInference | None
+    usage: NewUsage
+    hold: Hold | None
+    future: asyncio.Future
+
+
+TokenMeter = Callable[[Principal, int], Awaitable[None]]
 
 
 class Recorder:
@@ -35,31 +53,62 @@ class Recorder:
     transaction, and each caller returns only once its own record is committed (durable before the
     response is sent, without one commit per request under load)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, token_meter: TokenMeter | None = None) -> None:
         self.db = db
+        self.token_meter = token_meter
         self._pending: set[asyncio.Task] = set()
-        self._queue: list[tuple[str, NewInference, asyncio.Future]] = []
+        self._queue: list[_Pending] = []
         self._writer: asyncio.Task | None = None
 
     async def _write_queued(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
 
-            def write(rows: list[tuple[str, NewInference, asyncio.Future]] = batch) -> None:
+            def write(items: list[_Pending] = batch) -> None:
                 with self.db.session() as s:
-                    for inference_id, new, _ in rows:
-                        q.insert_inference(s, new, inference_id=inference_id)
+                    for item in items:
+                        if item.inference is not None:
+                            q.insert_inference(s, item.inference, inference_id=item.inference_id)
+                        billing_q.insert_usage(s, item.usage)
+                        if item.hold is not None:
+                            billing_q.settle(
+                                s,
+                                item.hold.account_id,
+                                reserved=item.hold.amount,
+                                cost=item.usage.cost_micro_usd,
+                                kind=charge_kind(item.usage.surface),
+                                reference_id=item.inference_id,
+                                api_key_id=item.usage.api_key_id,
+                                model_id=item.usage.model_id,
+                            )
 
             try:
                 await asyncio.to_thread(write)
             except Exception as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                await self._release_holds(batch)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
                 continue
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(None)
+
+    async def _release_holds(self, batch: list[_Pending]) -> None:
+        """The write failed (nothing was charged): free the reservations so the credit is not stuck."""
+        held = [item.hold for item in batch if item.hold is not None]
+        if not held:
+            return
+
+        def release() -> None:
+            with self.db.session() as s:
+                for hold in held:
+                    billing_q.release(s, hold.account_id, hold.amount)
+
+        try:
+            await asyncio.to_thread(release)
+        except Exception:
+            log.exception("could not release %d credit reservations", len(held))
 
     async def record(
         self,
@@ -73,41 +122,71 @@ class Recorder:
         *,
         error: OutriderError | None = None,
         status: str | None = None,
+        hold: Hold | None = None,
     ) -> str | None:
-        if not ctx.store:
-            return None
-        new = NewInference(
+        """Write the call's usage (and charge), and its history record unless ``store`` is false. Returns
+        the inference id (None when not stored) once the transaction has committed."""
+        status = status or ("error" if error else "success")
+        inference_id = new_id("inf") if ctx.store else None
+        inference = None
+        if ctx.store:
+            inference = NewInference(
+                account_id=ctx.principal.account.id,
+                api_key_id=ctx.principal.key.id,
+                surface=ctx.surface,
+                model_id=ctx.model_id,
+                model_used=spec.id,
+                task=task,
+                input=record_input,
+                output=output,
+                status=status,
+                error_type=error.code if error else None,
+                error_message=error.message if error else None,
+                latency_ms=round(latency_ms, 3),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost_micro_usd=usage.cost_micro_usd,
+                project_id=ctx.project_id,
+                training_job_id=spec.training_job_id,
+                routing=ctx.routing,
+            )
+        new_usage = NewUsage(
             account_id=ctx.principal.account.id,
             api_key_id=ctx.principal.key.id,
+            inference_id=inference_id,
             surface=ctx.surface,
             model_id=ctx.model_id,
             model_used=spec.id,
             task=task,
-            input=record_input,
-            output=output,
-            status=status or ("error" if error else "success"),
-            error_type=error.code if error else None,
-            error_message=error.message if error else None,
-            latency_ms=round(latency_ms, 3),
+            status=status,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cost_micro_usd=usage.cost_micro_usd,
-            project_id=ctx.project_id,
-            training_job_id=spec.training_job_id,
+            latency_ms=round(latency_ms, 3),
         )
-        inference_id = new_id("inf")
+        if hold is not None:
+            hold.done = True  # settled by this write, or released if the write fails
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((inference_id, new, future))
+        self._queue.append(_Pending(inference_id, inference, new_usage, hold, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
         await future
+        if self.token_meter is not None and usage.total_tokens:
+            await self.token_meter(ctx.principal, usage.total_tokens)
         return inference_id
 
     async def record_failure(
-        self, ctx: CallContext, spec: ModelSpec, task: str, record_input: Any, latency_ms: float, error: OutriderError
+        self,
+        ctx: CallContext,
+        spec: ModelSpec,
+        task: str,
+        record_input: Any,
+        latency_ms: float,
+        error: OutriderError,
+        hold: Hold | None = None,
     ) -> None:
         try:
-            await self.record(ctx, spec, task, record_input, None, latency_ms, Usage(0, 0), error=error)
+            await self.record(ctx, spec, task, record_input, None, latency_ms, Usage(0, 0), error=error, hold=hold)
         except Exception:  # the original error matters more than a failed history write
             log.exception("could not record a failed inference")
 

@@ -13,6 +13,7 @@ class Account:
     name: str
     is_admin: bool
     created_at: datetime
+    unlimited_credits: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ApiKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,3 +88,118 @@ class NewInference:
     error_type: str | None = None
     error_message: str | None = None
     routing: Any = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    account_id: str
+    balance_micro_usd: int
+    reserved_micro_usd: int
+    unlimited: bool
+
+    @property
+    def available_micro_usd(self) -> int:
+        return self.balance_micro_usd - self.reserved_micro_usd
+
+
+@dataclass(frozen=True)
+class CreditTransaction:
+    id: str
+    account_id: str
+    kind: str
+    amount_micro_usd: int
+    balance_after_micro_usd: int
+    reference_id: str | None
+    api_key_id: str | None
+    model_id: str | None
+    description: str | None
+    created_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewUsage:
+    account_id: str
+    api_key_id: str | None
+    inference_id: str | None
+    surface: str
+    model_id: str
+    model_used: str
+    task: str
+    status: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class UsageRecord(NewUsage):
+    id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    id: str
+    dataset_id: str
+    version: int
+    task_type: str
+    status: str  # building | ready | partial
+    source: str  # upload | import | generation | label-existing
+    example_count: int
+    byte_size: int
+    sha256: str | None
+    label_stats: dict[str, int]
+    path: str
+    job_id: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: str
+    account_id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    versions: tuple[DatasetVersion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    account_id: str
+    kind: str
+    status: str  # queued | running | complete | failed | stopped
+    payload: dict[str, Any]
+    progress: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    stop_requested: bool
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrainingCheckpoint:
+    id: str
+    job_id: str
+    account_id: str
+    step: int
+    epoch: int | None
+    metrics: dict[str, Any]
+    path: str  # relative to DATA_DIR/training
+    created_at: datetime

@@ -36,7 +36,13 @@ def _created(issued: IssuedKey) -> KeyCreated:
 
 
 def _account_out(account: Account) -> AccountOut:
-    return AccountOut(id=account.id, name=account.name, is_admin=account.is_admin, created_at=account.created_at)
+    return AccountOut(
+        id=account.id,
+        name=account.name,
+        is_admin=account.is_admin,
+        unlimited_credits=account.unlimited_credits,
+        created_at=account.created_at,
+    )
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
@@ -48,6 +54,8 @@ async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: 
         model_pool=body.model_pool,
         optimize_mode=body.optimize_mode,
         expires_at=body.expires_at,
+        rpm_limit=body.rpm_limit,
+        tpm_limit=body.tpm_limit,
     )
     return _created(issued)
 
@@ -78,7 +86,9 @@ async def revoke_key(key_id: str, who: Principal = Depends(principal), svc: Serv
 async def create_account(
     body: AccountCreate, _: Principal = Depends(admin), svc: Services = Depends(services)
 ) -> AccountCreated:
-    account, issued = await asyncio.to_thread(svc.accounts.create_account, body.name, is_admin=body.is_admin)
+    account, issued = await asyncio.to_thread(
+        svc.accounts.create_account, body.name, is_admin=body.is_admin, unlimited_credits=body.unlimited_credits
+    )
     return AccountCreated(**_account_out(account).model_dump(), api_key=_created(issued))
 
 

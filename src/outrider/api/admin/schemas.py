@@ -16,6 +16,8 @@ class KeyCreate(BaseModel):
     model_pool: list[str] | None = None
     optimize_mode: OptimizeMode = "balanced"
     expires_at: datetime | None = None
+    rpm_limit: int | None = Field(None, ge=1, description="Requests per minute for this key, over every endpoint.")
+    tpm_limit: int | None = Field(None, ge=1, description="Tokens (prompt + completion) per minute for this key.")
 
 
 class KeyUpdate(BaseModel):
@@ -26,6 +28,8 @@ class KeyUpdate(BaseModel):
     model_pool: list[str] | None = None
     optimize_mode: OptimizeMode | None = None
     expires_at: datetime | None = None
+    rpm_limit: int | None = Field(None, ge=1)
+    tpm_limit: int | None = Field(None, ge=1)
 
 
 class KeyOut(BaseModel):
@@ -38,6 +42,8 @@ class KeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    rpm_limit: int | None
+    tpm_limit: int | None
 
 
 class KeyCreated(KeyOut):
@@ -52,12 +58,14 @@ class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     is_admin: bool = False
+    unlimited_credits: bool = Field(False, description="Meter usage but never refuse or charge for credit.")
 
 
 class AccountOut(BaseModel):
     id: str
     name: str
     is_admin: bool
+    unlimited_credits: bool
     created_at: datetime
 
 

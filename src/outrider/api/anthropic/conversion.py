@@ -9,6 +9,7 @@ from outrider.core.errors import InvalidRequest
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult
 from outrider.core.usage import Usage
 from outrider.services.generation import GenerationRequest
+from outrider.services.routing import RoutingOptions
 
 from .schemas import ContentBlock, MessagesRequest
 
@@ -45,7 +46,8 @@ def to_request(body: MessagesRequest) -> GenerationRequest:
         top_p=1.0 if body.top_p is None else body.top_p,
         stop=tuple(body.stop_sequences or ()),
     )
-    return GenerationRequest(model_id=body.model, messages=to_messages(body), params=params)
+    routing = RoutingOptions.from_wire(body.routing)
+    return GenerationRequest(model_id=body.model, messages=to_messages(body), params=params, routing=routing)
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from outrider.api.deps import rate_limited, services
@@ -29,7 +30,13 @@ async def create_message(
         message = conv.extraction_message(message_id, body.model, outcome.result, outcome.usage)
         return EventSourceResponse(streaming.extraction_stream(message)) if body.stream else message
     active = await svc.generation.start(ctx, conv.to_request(body))
+    model = active.routing.model if active.routing is not None else body.model
     if body.stream:
-        return EventSourceResponse(streaming.message_stream(active, message_id, body.model))
+        return EventSourceResponse(streaming.routed(active, streaming.message_stream(active, message_id, model)))
     outcome = await active.collect()
-    return conv.message(message_id, body.model, outcome.result, outcome.usage)
+    message = conv.message(message_id, model, outcome.result, outcome.usage)
+    if active.routing is None:
+        return message
+    # Non-streamed routed messages carry the decision as a field and the chosen model as a header.
+    message["routing"] = active.routing.to_event()
+    return JSONResponse(message, headers={"X-Outrider-Route": active.routing.model})

@@ -21,8 +21,17 @@ class MessageIn(_Lenient):
     content: str | list[ContentBlock]
 
 
+class RoutingIn(_Lenient):
+    """Outrider extension for ``model: "auto"``: override the key's routing pool and mode, or the task."""
+
+    model_pool: list[str] | None = None
+    optimize: str | None = None
+    task: str | None = None
+
+
 class MessagesRequest(_Lenient):
     model: str = Field(min_length=1)
+    routing: RoutingIn | None = None
     max_tokens: int = Field(ge=1)
     messages: list[MessageIn]
     system: str | list[ContentBlock] | None = None

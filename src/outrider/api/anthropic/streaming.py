@@ -18,6 +18,18 @@ def _event(kind: str, **fields: Any) -> str:
     return sse({"type": kind, **fields}, event=kind)
 
 
+async def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """With ``model: "auto"`` the routing decision is the first event (``event: routing``), before
+    ``message_start``; SDKs pass events of unknown types through or skip them."""
+    try:
+        if active.routing is not None:
+            yield sse({"type": "routing", **active.routing.to_event()}, event="routing")
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()  # a client that went away cancels the generation at once
+
+
 def _start(message_id: str, model: str, input_tokens: int) -> list[str]:
     shell = {
         "id": message_id,

@@ -8,6 +8,7 @@ from outrider.core.schema import parse_schema
 from outrider.core.usage import Usage
 from outrider.services.extraction import ExtractionOutcome, ExtractionRequest
 from outrider.services.generation import GenerationOutcome, GenerationRequest
+from outrider.services.routing import RoutingOptions
 from outrider.storage.records import Inference
 
 from .schemas import FeedbackOut, InferenceRecordOut, InferenceRequest, InferenceResponse, ModelOut, UsageOut
@@ -37,6 +38,7 @@ def to_generation(body: InferenceRequest) -> GenerationRequest:
             stop=tuple(body.stop or ()),
             seed=body.seed,
         ),
+        routing=RoutingOptions.from_wire(body.routing),
     )
 
 
@@ -75,6 +77,7 @@ def generation_response(outcome: GenerationOutcome) -> InferenceResponse:
         usage=usage_out(outcome.usage),
         input_tokens=outcome.usage.prompt_tokens,
         output_tokens=outcome.usage.completion_tokens,
+        routing=outcome.routing,
     )
 
 
@@ -97,6 +100,7 @@ def record_out(record: Inference) -> InferenceRecordOut:
         usage=usage_out(Usage(record.prompt_tokens, record.completion_tokens, record.cost_micro_usd)),
         created_at=record.created_at,
         feedback=FeedbackOut(**feedback.__dict__) if feedback else None,
+        routing=record.routing,
     )
 
 
@@ -110,4 +114,6 @@ def model_out(spec: ModelSpec) -> ModelOut:
         fine_tunable=spec.fine_tunable,
         price_input_per_mtok=spec.price.input_per_mtok,
         price_output_per_mtok=spec.price.output_per_mtok,
+        context_length=spec.context_length,
+        capabilities=list(spec.capabilities),
     )

@@ -14,6 +14,13 @@ class NativeMessage(BaseModel):
     content: str
 
 
+class RoutingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model_pool: list[str] | None = None
+    optimize: str | None = None
+    task: str | None = None
+
+
 class InferenceRequest(BaseModel):
     """Encoder requests send ``schema``; decoder requests send ``task: "generate"`` and ``messages``."""
 
@@ -34,6 +41,7 @@ class InferenceRequest(BaseModel):
     seed: int | None = None
     store: bool = True
     project_id: str | None = Field(None, max_length=200)
+    routing: RoutingIn | None = None  # with model_id "auto" (task generate): pool / mode / task overrides
 
     @model_validator(mode="after")
     def _one_kind(self) -> InferenceRequest:
@@ -70,6 +78,7 @@ class InferenceResponse(BaseModel):
     # Pioneer-compatible top-level token counts.
     input_tokens: int
     output_tokens: int
+    routing: dict[str, Any] | None = Field(None, description='The routing decision, for model_id "auto".')
 
 
 class BaseModelOut(BaseModel):
@@ -95,6 +104,8 @@ class ModelOut(BaseModel):
     fine_tunable: bool
     price_input_per_mtok: float
     price_output_per_mtok: float
+    context_length: int | None = None  # declared for upstream models
+    capabilities: list[str] = []  # declared for upstream models (chat, completions, json, tools, ...)
 
 
 class ModelList(BaseModel):
@@ -140,6 +151,7 @@ class InferenceRecordOut(BaseModel):
     usage: UsageOut
     created_at: datetime
     feedback: FeedbackOut | None
+    routing: dict[str, Any] | None = Field(None, description='The full routing decision, for model "auto" calls.')
 
 
 class InferenceListOut(BaseModel):

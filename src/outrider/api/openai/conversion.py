@@ -12,6 +12,7 @@ from outrider.core.ids import new_id
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult, TokenLogprob
 from outrider.core.usage import Usage
 from outrider.services.generation import GenerationRequest
+from outrider.services.routing import RoutingOptions
 
 from .schemas import ChatCompletionRequest, ChatMessageIn, CompletionRequest, ResponsesRequest, TextPart
 
@@ -65,7 +66,13 @@ def to_chat_request(body: ChatCompletionRequest) -> GenerationRequest:
         top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
         **_json_params(fmt.type if fmt else None, fmt.json_schema.schema_ if fmt and fmt.json_schema else None),
     )
-    return GenerationRequest(model_id=body.model, messages=chat_messages(body.messages), params=params, n=body.n)
+    return GenerationRequest(
+        model_id=body.model,
+        messages=chat_messages(body.messages),
+        params=params,
+        n=body.n,
+        routing=RoutingOptions.from_wire(body.routing),
+    )
 
 
 def to_completion_request(body: CompletionRequest) -> GenerationRequest:
@@ -81,7 +88,9 @@ def to_completion_request(body: CompletionRequest) -> GenerationRequest:
         logprobs=body.logprobs is not None,
         top_logprobs=body.logprobs or 0,
     )
-    return GenerationRequest(model_id=body.model, prompt=prompts[0], params=params, n=body.n)
+    return GenerationRequest(
+        model_id=body.model, prompt=prompts[0], params=params, n=body.n, routing=RoutingOptions.from_wire(body.routing)
+    )
 
 
 def responses_messages(body: ResponsesRequest) -> list[ChatMessage]:
@@ -102,7 +111,12 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
         top_p=1.0 if body.top_p is None else body.top_p,
         **_json_params(fmt.type if fmt else None, fmt.schema_ if fmt else None),
     )
-    return GenerationRequest(model_id=body.model, messages=responses_messages(body), params=params)
+    return GenerationRequest(
+        model_id=body.model,
+        messages=responses_messages(body),
+        params=params,
+        routing=RoutingOptions.from_wire(body.routing),
+    )
 
 
 # -- responses ---------------------------------------------------------------

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from outrider.api.deps import principal, rate_limited, services
 from outrider.app_state import Services
 from outrider.core.ids import new_id
 from outrider.services.accounts import Principal
+from outrider.services.generation import ActiveGeneration
 from outrider.services.recording import CallContext
 
 from . import conversion as conv
@@ -18,6 +20,20 @@ from . import streaming
 from .schemas import ChatCompletionRequest, CompletionRequest, ResponsesRequest
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+def served_model(active: ActiveGeneration, requested: str) -> str:
+    """The model named in responses: the one routing chose for ``model: "auto"``, else the one asked for."""
+    return active.routing.model if active.routing is not None else requested
+
+
+def with_routing(body: dict, active: ActiveGeneration) -> JSONResponse | dict:
+    """Non-streamed routed responses carry the decision as a ``routing`` field and an ``X-Outrider-Route``
+    header (the model chosen)."""
+    if active.routing is None:
+        return body
+    body["routing"] = active.routing.to_event()
+    return JSONResponse(body, headers={"X-Outrider-Route": active.routing.model})
 
 
 @router.post("/chat/completions")
@@ -34,10 +50,13 @@ async def chat_completions(
             return EventSourceResponse(streaming.extraction_chat_stream(completion, include_usage))
         return completion
     active = await svc.generation.start(ctx, conv.to_chat_request(body))
+    model = served_model(active, body.model)
     if body.stream:
-        return EventSourceResponse(streaming.chat_stream(active, body.model, include_usage, body.logprobs))
+        events = streaming.chat_stream(active, model, include_usage, body.logprobs)
+        return EventSourceResponse(streaming.routed(active, events))
     outcome = await active.collect()
-    return conv.chat_completion(new_id("chatcmpl"), body.model, outcome.results, outcome.usage, body.logprobs)
+    completion = conv.chat_completion(new_id("chatcmpl"), model, outcome.results, outcome.usage, body.logprobs)
+    return with_routing(completion, active)
 
 
 @router.post("/completions")
@@ -47,13 +66,16 @@ async def completions(
     ctx = CallContext(who, "openai", body.model)
     request = conv.to_completion_request(body)
     active = await svc.generation.start(ctx, request)
+    model = served_model(active, body.model)
     want_logprobs = body.logprobs is not None
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(streaming.completion_stream(active, body.model, include_usage, want_logprobs))
+        events = streaming.completion_stream(active, model, include_usage, want_logprobs)
+        return EventSourceResponse(streaming.routed(active, events))
     outcome = await active.collect()
     echo = request.prompt if body.echo else None
-    return conv.text_completion(new_id("cmpl"), body.model, outcome.results, outcome.usage, want_logprobs, echo)
+    completion = conv.text_completion(new_id("cmpl"), model, outcome.results, outcome.usage, want_logprobs, echo)
+    return with_routing(completion, active)
 
 
 @router.post("/responses")
@@ -67,12 +89,14 @@ async def responses(
         text = completion["choices"][0]["message"]["content"]
         return conv.response_object(new_id("resp"), body.model, text, outcome.usage, "completed")
     active = await svc.generation.start(ctx, conv.to_responses_request(body))
+    model = served_model(active, body.model)
     if body.stream:
-        return EventSourceResponse(streaming.responses_stream(active, body.model))
+        return EventSourceResponse(streaming.routed(active, streaming.responses_stream(active, model)))
     outcome = await active.collect()
     incomplete = "max_output_tokens" if outcome.result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
-    return conv.response_object(new_id("resp"), body.model, outcome.result.text, outcome.usage, status, incomplete)
+    response = conv.response_object(new_id("resp"), model, outcome.result.text, outcome.usage, status, incomplete)
+    return with_routing(response, active)
 
 
 @router.get("/models")

@@ -40,8 +40,17 @@ class StreamOptions(_Lenient):
     include_usage: bool = False
 
 
+class RoutingIn(_Lenient):
+    """Outrider extension for ``model: "auto"``: override the key's routing pool and mode, or the task."""
+
+    model_pool: list[str] | None = None
+    optimize: str | None = None
+    task: str | None = None
+
+
 class _Sampling(_Lenient):
     model: str = Field(min_length=1)
+    routing: RoutingIn | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stream: bool = False
@@ -87,6 +96,7 @@ class ResponseInputMessage(_Lenient):
 
 class ResponsesRequest(_Lenient):
     model: str = Field(min_length=1)
+    routing: RoutingIn | None = None
     input: str | list[ResponseInputMessage]
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)

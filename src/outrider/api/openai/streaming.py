@@ -25,6 +25,17 @@ def _error_event(exc: OutriderError) -> str:
 Chunk = Callable[..., str]
 
 
+async def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """With ``model: "auto"`` the routing decision is the stream's first event, before any token."""
+    try:
+        if active.routing is not None:
+            yield sse(active.routing.to_event())
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()  # a client that went away cancels the generation at once
+
+
 def _chunker(
     kind: str, chunk_id: str, model: str, include_usage: bool, created: int | None = None, **extra: Any
 ) -> Chunk:

@@ -14,7 +14,13 @@ from outrider.storage.tables import AccountRow, ApiKeyRow
 
 
 def _account(row: AccountRow) -> Account:
-    return Account(id=row.id, name=row.name, is_admin=row.is_admin, created_at=as_utc(row.created_at))
+    return Account(
+        id=row.id,
+        name=row.name,
+        is_admin=row.is_admin,
+        created_at=as_utc(row.created_at),
+        unlimited_credits=bool(row.unlimited_credits),
+    )
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
@@ -29,6 +35,8 @@ def _key(row: ApiKeyRow) -> ApiKey:
         expires_at=as_utc(row.expires_at),
         revoked_at=as_utc(row.revoked_at),
         last_used_at=as_utc(row.last_used_at),
+        rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
     )
 
 
@@ -36,8 +44,18 @@ def count_accounts(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AccountRow)) or 0
 
 
-def create_account(session: Session, name: str, *, is_admin: bool = False) -> Account:
-    row = AccountRow(id=new_id("acct"), name=name, is_admin=is_admin, created_at=now())
+def create_account(
+    session: Session, name: str, *, is_admin: bool = False, balance_micro_usd: int = 0, unlimited: bool = False
+) -> Account:
+    row = AccountRow(
+        id=new_id("acct"),
+        name=name,
+        is_admin=is_admin,
+        created_at=now(),
+        balance_micro_usd=balance_micro_usd,
+        reserved_micro_usd=0,
+        unlimited_credits=unlimited,
+    )
     session.add(row)
     session.flush()
     return _account(row)
@@ -67,6 +85,8 @@ def create_key(
     model_pool: list[str] | None = None,
     optimize_mode: str = "balanced",
     expires_at: datetime | None = None,
+    rpm_limit: int | None = None,
+    tpm_limit: int | None = None,
 ) -> ApiKey:
     row = ApiKeyRow(
         id=new_id("key"),
@@ -78,6 +98,8 @@ def create_key(
         optimize_mode=optimize_mode,
         created_at=now(),
         expires_at=expires_at,
+        rpm_limit=rpm_limit,
+        tpm_limit=tpm_limit,
     )
     session.add(row)
     session.flush()
@@ -120,7 +142,7 @@ def revoke_key(session: Session, key_id: str) -> ApiKey | None:
 
 
 def update_key(session: Session, key_id: str, changes: dict) -> ApiKey | None:
-    """Apply ``changes`` (name, model_pool, optimize_mode, expires_at) to a key."""
+    """Apply ``changes`` (name, model_pool, optimize_mode, expires_at, rpm_limit, tpm_limit) to a key."""
     row = session.get(ApiKeyRow, key_id)
     if row is None:
         return None

@@ -139,3 +139,38 @@ def upsert_feedback(
     row.updated_at = stamp
     session.flush()
     return _feedback(row)
+
+
+@dataclass(frozen=True)
+class RoutingEvidence:
+    latencies: dict[str, list[float]]  # model -> recent successful call latencies, oldest first
+    verdicts: dict[tuple[str, str], tuple[int, int]]  # (model, routed task) -> (correct, incorrect)
+
+
+def routing_evidence(session: Session, *, window: int) -> RoutingEvidence:
+    """What routing learns from history at start-up: recent latencies per model, and the feedback verdicts
+    on routed calls per (model, task)."""
+    latencies: dict[str, list[float]] = {}
+    models = session.scalars(
+        select(InferenceRow.model_used).where(InferenceRow.task == "generate").distinct()
+    ).all()
+    for model in models:
+        recent = session.scalars(
+            select(InferenceRow.latency_ms)
+            .where(InferenceRow.model_used == model, InferenceRow.status == "success", InferenceRow.task == "generate")
+            .order_by(InferenceRow.created_at.desc())
+            .limit(window)
+        ).all()
+        latencies[model] = list(reversed(recent))
+    verdicts: dict[tuple[str, str], list[int]] = {}
+    rows = session.execute(
+        select(InferenceRow.model_used, InferenceRow.routing, FeedbackRow.verdict)
+        .join(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id)
+        .where(InferenceRow.routing.is_not(None))
+    )
+    for model, routing, verdict in rows:
+        task = routing.get("task") if isinstance(routing, dict) else None
+        if task:
+            counts = verdicts.setdefault((model, task), [0, 0])
+            counts[0 if verdict == "correct" else 1] += 1
+    return RoutingEvidence(latencies, {key: (c, i) for key, (c, i) in verdicts.items()})

@@ -1,0 +1,1 @@
+"""The data surface: datasets, generation jobs, label-existing."""

@@ -1,0 +1,132 @@
+"""Dataset routes: upload, import, list, get, page, download, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from outrider.api.deps import principal, services
+from outrider.app_state import Services
+from outrider.core.errors import InvalidRequest
+from outrider.services.accounts import Principal
+
+from .conversion import dataset_out, version_out
+from .schemas import DatasetList, DatasetOut, DeletedOut, ExamplePageOut, VersionOut
+from .upload import read_upload
+
+router = APIRouter(tags=["datasets"])
+
+_BODY = {
+    "requestBody": {
+        "description": "The file as the raw body (name and options in the query string), or multipart/form-data "
+        "with a 'file' part and the options as form fields.",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+            },
+        },
+    }
+}
+
+
+def _required(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name)
+    if not value:
+        raise InvalidRequest(f"{name} is required (a query parameter or a form field)", param=name)
+    return value
+
+
+@router.post("/datasets", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
+async def upload_dataset(
+    request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> VersionOut:
+    """Upload JSONL (``name``, ``task_type``): validated line by line, stored byte for byte as a new version."""
+    data, fields = await read_upload(request)
+    name, task_type = _required(fields, "name"), _required(fields, "task_type")
+    dataset, version = await svc.datasets.upload(who.account.id, name, task_type, data)
+    return version_out(dataset.name, version)
+
+
+@router.post("/datasets/import", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
+async def import_dataset(
+    request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> VersionOut:
+    """Import CoNLL BIO (``format=conll`` -> ner) or CSV ``text,label`` (``format=csv`` -> classification)."""
+    data, fields = await read_upload(request)
+    name, fmt = _required(fields, "name"), _required(fields, "format")
+    dataset, version = await svc.datasets.import_file(who.account.id, name, fmt, data)
+    return version_out(dataset.name, version)
+
+
+@router.get("/datasets", response_model=DatasetList)
+async def list_datasets(who: Principal = Depends(principal), svc: Services = Depends(services)) -> DatasetList:
+    return DatasetList(datasets=[dataset_out(d) for d in await svc.datasets.list(who.account.id)])
+
+
+@router.get("/datasets/{name}", response_model=DatasetOut)
+async def get_dataset(name: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> DatasetOut:
+    return dataset_out(await svc.datasets.get(who.account.id, name))
+
+
+@router.get("/datasets/{name}/versions/{version}", response_model=VersionOut)
+async def get_version(
+    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> VersionOut:
+    dataset, found = await svc.datasets.version(who.account.id, name, version)
+    return version_out(dataset.name, found)
+
+
+@router.get("/datasets/{name}/versions/{version}/examples", response_model=ExamplePageOut)
+async def list_examples(
+    name: str,
+    version: str,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=1000),
+    who: Principal = Depends(principal),
+    svc: Services = Depends(services),
+) -> ExamplePageOut:
+    page = await svc.datasets.examples(who.account.id, name, version, offset=offset, limit=limit)
+    return ExamplePageOut(
+        name=page.dataset.name,
+        version=page.version.version,
+        task_type=page.version.task_type,
+        status=page.version.status,
+        total=page.version.example_count,
+        offset=offset,
+        limit=limit,
+        examples=page.examples,
+    )
+
+
+@router.get("/datasets/{name}/versions/{version}/download", response_class=StreamingResponse)
+async def download_version(
+    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> StreamingResponse:
+    """The version's JSONL, byte for byte as uploaded (for a version still being written: what is committed)."""
+    found = await svc.datasets.download(who.account.id, name, version)
+    number = found.version.version
+    headers = {
+        "Content-Disposition": f'attachment; filename="{found.dataset.name}-v{number}.jsonl"',
+        "Content-Length": str(found.version.byte_size),
+        "X-Dataset-Version": str(number),
+    }
+    if found.version.sha256:
+        headers["ETag"] = f'"{found.version.sha256}"'
+    return StreamingResponse(found.chunks, media_type="application/x-ndjson", headers=headers)
+
+
+@router.delete("/datasets/{name}", response_model=DeletedOut)
+async def delete_dataset(
+    name: str, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> DeletedOut:
+    removed = await svc.datasets.delete(who.account.id, name)
+    return DeletedOut(name=name, deleted_versions=[v.version for v in removed])
+
+
+@router.delete("/datasets/{name}/versions/{version}", response_model=DeletedOut)
+async def delete_version(
+    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> DeletedOut:
+    removed = await svc.datasets.delete(who.account.id, name, version)
+    return DeletedOut(name=name, deleted_versions=[v.version for v in removed])

@@ -1,0 +1,1 @@
+"""The training surface: fine-tuning jobs (``/felix/training-jobs``)."""

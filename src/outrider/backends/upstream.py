@@ -1,0 +1,207 @@
+"""Upstream providers: models served by other servers, declared in the providers file, callable like local ones.
+
+``UpstreamProviders`` is built once by ``build_services``: one pooled ``httpx.AsyncClient`` per provider
+(its key, headers and timeouts), one ``UpstreamMonitor`` (cached health probe and circuit breaker) per
+model. ``register_models`` declares a ``ModelSpec`` per model (source ``upstream``, owned by the
+provider, with its price), so ``/models``, ``/v1/models`` and ``resolve`` see them next to local models.
+``aclose`` closes the clients on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import httpx
+
+from outrider.backends.base import ModelSpec
+from outrider.backends.upstream_anthropic import ANTHROPIC_VERSION, AnthropicStream, messages_body
+from outrider.backends.upstream_config import ProviderConfig, ProvidersConfig, UpstreamModelConfig, load_providers
+from outrider.backends.upstream_health import UpstreamMonitor
+from outrider.backends.upstream_openai import OpenAIStream, chat_body, completion_body
+from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, error_message
+from outrider.config import Settings
+from outrider.core.errors import InvalidRequest, ModelNotFound, UpstreamError
+from outrider.core.messages import ChatMessage, GenerationParams
+from outrider.core.usage import Price
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamModel:
+    """One upstream model behind the ``DecoderModel`` protocol."""
+
+    monitor: UpstreamMonitor  # set right after construction: it probes through this model
+
+    def __init__(
+        self, model_id: str, provider: ProviderConfig, config: UpstreamModelConfig, client: httpx.AsyncClient
+    ) -> None:
+        self.model_id = model_id
+        self.provider = provider
+        self.config = config
+        self.client = client
+
+    def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> UpstreamStream:
+        """Prepare the call and return its stream at once; the request goes out on ``opened()`` or iteration."""
+        if not self.monitor.is_available():
+            raise UpstreamError(self.monitor.unavailable_reason(), code="upstream_unavailable")
+        capabilities = self.config.capabilities
+        if (params.json_mode or params.json_schema is not None) and "json" not in capabilities:
+            raise InvalidRequest(
+                f"model '{self.model_id}' does not declare the 'json' capability (it has {list(capabilities)}), "
+                "so response_format cannot be honoured",
+                param="response_format",
+            )
+        limit = self.config.context_length
+        if limit is not None and params.max_tokens >= limit:
+            raise InvalidRequest(
+                f"max_tokens ({params.max_tokens}) must be below the model's context length of {limit} tokens",
+                param="max_tokens",
+            )
+        name = self.config.model
+        prompt_chars = len(prompt) if isinstance(prompt, str) else sum(len(m.content) for m in prompt)
+        if self.provider.type == "anthropic":
+            body = messages_body(name, prompt, params, sampling=self.config.sampling)
+            call = self._call("/v1/messages", body, prompt_chars)
+            return AnthropicStream(call)
+        if isinstance(prompt, str) and "completions" in capabilities:
+            body = completion_body(name, prompt, params, sampling=self.config.sampling)
+            call = self._call("/completions", body, prompt_chars)
+            return OpenAIStream(call, chat=False, stops=params.stop)
+        # Without the 'completions' capability a raw prompt goes to the chat endpoint as one user turn.
+        messages = prompt if isinstance(prompt, list) else [ChatMessage("user", prompt)]
+        body = chat_body(name, messages, params, sampling=self.config.sampling)
+        call = self._call("/chat/completions", body, prompt_chars)
+        return OpenAIStream(call, chat=True, stops=params.stop)
+
+    def _call(self, path: str, body: dict[str, Any], prompt_chars: int) -> UpstreamCall:
+        return UpstreamCall(
+            client=self.client,
+            url=self.provider.base_url + path,
+            body=body,
+            model_id=self.model_id,
+            provider=self.provider.name,
+            monitor=self.monitor,
+            prompt_chars=prompt_chars,
+        )
+
+    async def probe(self) -> str | None:
+        """None when the upstream answers its model list (and lists this model when it lists any);
+        otherwise why not. OpenAI-type: ``GET {base}/models``; Anthropic: ``GET {base}/v1/models``."""
+        path = "/v1/models" if self.provider.type == "anthropic" else "/models"
+        where = f"upstream '{self.provider.name}'"
+        try:
+            response = await self.client.get(self.provider.base_url + path, timeout=self.provider.probe_timeout_s)
+        except httpx.TimeoutException:
+            return f"{where} did not answer its health probe within {self.provider.probe_timeout_s} s"
+        except httpx.HTTPError as exc:
+            return f"{where} is unreachable: {type(exc).__name__}: {exc}"
+        if response.status_code >= 400:
+            return f"{where} answered {response.status_code} to GET {path}: {error_message(response.content)}"
+        try:
+            listed = {str(m.get("id")) for m in response.json().get("data") or () if isinstance(m, dict)}
+        except (ValueError, AttributeError):
+            return None  # reachable and answering; not every server lists models in OpenAI's shape
+        if listed and self.config.model not in listed:
+            return f"{where} does not list model '{self.config.model}'"
+        return None
+
+
+class UpstreamProviders:
+    """Every declared provider's client and every upstream model, with their health."""
+
+    def __init__(self, config: ProvidersConfig, settings: Settings, environ: dict[str, str] | None = None) -> None:
+        environ = os.environ if environ is None else environ
+        self.config = config
+        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.models: dict[str, UpstreamModel] = {}
+        for provider in config.providers:
+            key, unusable = None, None
+            if provider.api_key_env:
+                key = environ.get(provider.api_key_env)
+                if not key:
+                    unusable = f"environment variable {provider.api_key_env} (provider '{provider.name}') is not set"
+                    log.warning("upstream provider %s: %s; its models are unavailable", provider.name, unusable)
+            client = httpx.AsyncClient(
+                headers=_headers(provider, key),
+                timeout=httpx.Timeout(provider.timeout_s, connect=provider.connect_timeout_s),
+                limits=httpx.Limits(max_connections=provider.max_connections, max_keepalive_connections=20),
+            )
+            self.clients[provider.name] = client
+            for entry in provider.models:
+                model_id = provider.exposed_id(entry)
+                model = UpstreamModel(model_id, provider, entry, client)
+                model.monitor = UpstreamMonitor(
+                    model_id,
+                    model.probe,
+                    ttl_s=settings.upstream_health_ttl_s,
+                    failure_threshold=settings.upstream_breaker_failures,
+                    cooldown_s=settings.upstream_breaker_cooldown_s,
+                    unusable=unusable,
+                )
+                self.models[model_id] = model
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UpstreamProviders:
+        config = load_providers(settings.providers_file) if settings.providers_file else ProvidersConfig()
+        return cls(config, settings)
+
+    def register_models(self, registry: Any) -> None:
+        """Declare a spec per upstream model; an id that a local model already uses stops start-up."""
+        taken = {spec.id for spec in registry.specs()}
+        clashes = sorted(set(self.models) & taken)
+        if clashes:
+            raise ValueError(
+                f"upstream model ids {clashes} are already used by local models; give them another 'id' in the "
+                "providers file"
+            )
+        for model in self.models.values():
+            registry.add(spec_for(model))
+
+    def is_available(self, model_id: str) -> bool:
+        return self._model(model_id).monitor.is_available()
+
+    def report_success(self, model_id: str) -> None:
+        self._model(model_id).monitor.report_success()
+
+    def report_failure(self, model_id: str, reason: str) -> None:
+        self._model(model_id).monitor.report_failure(reason)
+
+    def _model(self, model_id: str) -> UpstreamModel:
+        model = self.models.get(model_id)
+        if model is None:
+            raise ModelNotFound(f"'{model_id}' is not an upstream model")
+        return model
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
+def spec_for(model: UpstreamModel) -> ModelSpec:
+    provider, entry = model.provider, model.config
+    return ModelSpec(
+        id=model.model_id,
+        kind="decoder",
+        source="upstream",
+        description=entry.description or f"{entry.model} from {provider.type}-compatible provider '{provider.name}'",
+        load=lambda: model,
+        price=Price(*entry.price),
+        owned_by=provider.name,
+        monitor=model.monitor,
+        context_length=entry.context_length,
+        capabilities=entry.capabilities,
+    )
+
+
+def _headers(provider: ProviderConfig, key: str | None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if provider.type == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+        if key:
+            headers["x-api-key"] = key
+    elif key:
+        headers["Authorization"] = f"Bearer {key}"
+    headers.update(provider.headers)  # declared headers win (e.g. a different anthropic-version)
+    return headers

@@ -1,0 +1,1 @@
+"""Datasets: example formats, importers and versioned storage of JSONL files."""

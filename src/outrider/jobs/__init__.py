@@ -1,0 +1,1 @@
+"""Long work (generation, training, evaluation) run by a worker, never inside a request."""

@@ -1,0 +1,269 @@
+"""The job worker: claims queued jobs from the database and runs their handlers as asyncio tasks.
+
+Embedded in ``outrider serve`` (``OUTRIDER_EMBEDDED_WORKER``, on by default) and runnable alone as
+``outrider worker``; any number of workers may share one database. A claim is a compare-and-set on
+the job's status (``storage/queries/jobs.claim_next``), so no two workers run the same job.
+
+Each running job is heartbeated every ``job_heartbeat_s``; the heartbeat also reads the job's stop flag.
+A job left ``running`` by a worker that died is marked ``failed`` with the reason, and its kind's
+``recover`` hook runs: at once when that worker ran on this host and its process is gone, otherwise
+once its heartbeat is older than ``job_stale_after_s``. Workers check at start-up and on every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from outrider.core.errors import OutriderError
+from outrider.storage.queries import jobs as q
+from outrider.storage.queries import now
+from outrider.storage.records import Job
+
+if TYPE_CHECKING:
+    from outrider.app_state import Services
+
+log = logging.getLogger(__name__)
+
+HOST = socket.gethostname()
+
+
+def new_worker_id() -> str:
+    return f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _process_gone(worker_id: str | None) -> bool:
+    """True when ``worker_id`` names a process on this host that no longer runs (or is a zombie). Hosts are
+    told apart by hostname: containers sharing one (and one database) should rely on heartbeats instead,
+    so give them distinct hostnames."""
+    host, _, rest = (worker_id or "").partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a killed child its parent has not reaped yet still answers signals
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class StopRequested(Exception):
+    """A handler may raise this to end early because its job was asked to stop."""
+
+
+class JobContext:
+    """What a handler sees: its job, the services, progress reporting and the stop flag."""
+
+    def __init__(self, worker: Worker, job: Job) -> None:
+        self.worker = worker
+        self.job = job
+        self.services: Services = worker.services
+        self._progress: dict[str, Any] = dict(job.progress)
+        self._stop = job.stop_requested
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    def should_stop(self) -> bool:
+        """True once someone asked this job to stop (refreshed at every heartbeat and progress write)."""
+        return self._stop
+
+    async def progress(self, **fields: Any) -> None:
+        """Merge ``fields`` into the job's progress and write it (also a heartbeat)."""
+        self._progress.update(fields)
+        await self.worker.beat(self, dict(self._progress))
+
+    async def set_result(self, **fields: Any) -> None:
+        """Merge ``fields`` into the job's result now (visible while it runs)."""
+
+        def write() -> None:
+            with self.services.db.session() as s:
+                q.set_result(s, self.job.id, fields)
+
+        await asyncio.to_thread(write)
+
+
+class Worker:
+    def __init__(self, services: Services, *, worker_id: str | None = None) -> None:
+        settings = services.settings
+        self.services = services
+        self.handlers = services.jobs.handlers
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = settings.worker_concurrency
+        self.poll_s = settings.worker_poll_interval_s
+        self.heartbeat_s = settings.job_heartbeat_s
+        self.stale_after = timedelta(seconds=settings.job_stale_after_s)
+        self._running: dict[str, tuple[asyncio.Task, JobContext]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    # -- life cycle ------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.recover_abandoned()
+        self.services.jobs.attach(self)
+        self._tasks = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._heartbeat_loop())]
+        log.info("job worker %s started (kinds: %s)", self.worker_id, ", ".join(self.handlers.kinds()))
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop claiming; jobs still running are cancelled and marked failed (their handlers clean up)."""
+        self._stopping = True
+        self.services.jobs.detach(self)
+        for task in self._tasks:
+            task.cancel()
+        running = list(self._running.values())
+        for task, _ in running:
+            task.cancel()
+        for task, _ in running:
+            with contextlib.suppress(BaseException):
+                await task
+
+    def flag_stop(self, job_id: str) -> None:
+        """The job's stop flag was raised in this process: tell its handler now."""
+        running = self._running.get(job_id)
+        if running is not None:
+            running[1]._stop = True
+
+    def wake(self) -> None:
+        """A job was queued in this process: claim it without waiting for the next poll."""
+        self._wake.set()
+
+    # -- claiming and running ----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            job = None
+            if len(self._running) < self.concurrency:
+                try:
+                    job = await asyncio.to_thread(self._claim)
+                except Exception:
+                    log.exception("claiming a job failed")
+            if job is not None:
+                self._launch(job)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    def _claim(self) -> Job | None:
+        with self.services.db.session() as s:
+            return q.claim_next(s, self.handlers.kinds(), self.worker_id)
+
+    def _launch(self, job: Job) -> None:
+        ctx = JobContext(self, job)
+        task = asyncio.create_task(self._run(ctx), name=f"job-{job.id}")
+        self._running[job.id] = (task, ctx)
+        log.info("worker %s runs %s job %s", self.worker_id, job.kind, job.id)
+
+    async def _run(self, ctx: JobContext) -> None:
+        job = ctx.job
+        kind = self.handlers.get(job.kind)
+        status, error, result = "complete", None, None
+        try:
+            if kind is None:
+                raise RuntimeError(f"no handler for job kind '{job.kind}'")
+            result = await kind.run(ctx)
+            if ctx.should_stop():
+                status = "stopped"
+        except StopRequested:
+            status = "stopped"
+        except asyncio.CancelledError:
+            status, error = "failed", "interrupted: the worker shut down while the job was running"
+        except OutriderError as exc:
+            status, error = "failed", exc.message
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self._running.pop(job.id, None)
+            self._wake.set()
+        await asyncio.shield(asyncio.to_thread(self._finish, job.id, status, error, result))
+
+    def _finish(self, job_id: str, status: str, error: str | None, result: dict | None) -> None:
+        with self.services.db.session() as s:
+            q.finish_job(s, job_id, status=status, worker_id=self.worker_id, error=error, result=result or None)
+        log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+
+    # -- heartbeats, stop flags and abandoned jobs -------------------------------------------------------
+    async def beat(self, ctx: JobContext, progress: dict[str, Any] | None = None) -> None:
+        def write() -> Job | None:
+            with self.services.db.session() as s:
+                return q.heartbeat(s, ctx.job.id, self.worker_id, progress)
+
+        found = await asyncio.to_thread(write)
+        if found is not None:
+            ctx._stop = found.stop_requested
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.heartbeat_s)
+            for _, ctx in list(self._running.values()):
+                try:
+                    await self.beat(ctx)
+                except Exception:
+                    log.exception("heartbeat of job %s failed", ctx.job.id)
+            try:
+                await self.recover_abandoned()
+            except Exception:
+                log.exception("recovering abandoned jobs failed")
+
+    async def recover_abandoned(self) -> list[Job]:
+        """Fail the jobs whose worker is gone and run their kinds' recovery hooks."""
+        return await asyncio.to_thread(self._recover_abandoned)
+
+    def _recover_abandoned(self) -> list[Job]:
+        with self.services.db.session() as s:
+            running = q.running_jobs(s)
+        cutoff = now() - self.stale_after
+        failed = []
+        for job in running:
+            if job.worker_id == self.worker_id:
+                continue
+            if _process_gone(job.worker_id):
+                reason = f"the worker running this job ({job.worker_id}) died before it finished"
+            elif job.heartbeat_at is None or job.heartbeat_at < cutoff:
+                reason = f"the worker running this job ({job.worker_id}) stopped sending heartbeats"
+            else:
+                continue
+            with self.services.db.session() as s:
+                marked = q.fail_abandoned(s, job.id, seen_heartbeat=job.heartbeat_at, reason=reason)
+            if marked is None:
+                continue
+            log.warning("job %s failed: %s", job.id, reason)
+            failed.append(marked)
+            kind = self.handlers.get(job.kind)
+            if kind is not None and kind.recover is not None:
+                try:
+                    kind.recover(self.services, marked)
+                except Exception:
+                    log.exception("recovery of abandoned job %s failed", job.id)
+        return failed
+
+
+async def start_embedded_worker(services: Services) -> Worker | None:
+    """The server's worker, unless ``OUTRIDER_EMBEDDED_WORKER`` is off."""
+    if not services.settings.embedded_worker:
+        return None
+    worker = Worker(services)
+    await worker.start()
+    return worker

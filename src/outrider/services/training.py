@@ -1,0 +1,497 @@
+"""Fine-tuning as a use case: validate and queue training jobs, read them, stream their logs, list their
+checkpoints, package their weights, stop and delete them, and serve what they trained.
+
+A training job is a ``training`` job of the generic worker (``jobs/training.py`` runs it in a child
+process). Its files live in ``DATA_DIR/training/<job id>/``: the prepared data and spec, the log, and the
+trainer's output (checkpoints; the final model is the last one). Every method takes the owning account:
+another account's job is simply not found (404). Job ids (``ft_...``) of complete jobs and checkpoint ids
+(``ckpt_...``) are model ids: ``resolve_model`` is registered on the model registry as a resolver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from outrider.backends.base import ModelSpec
+from outrider.backends.builtin import base_model_dir, spec_for_folder
+from outrider.backends.decoder_hf import SMOLLM2_ID
+from outrider.backends.encoder_gliner import MINILM_BASE_ID
+from outrider.backends.registry import ModelRegistry
+from outrider.config import Settings
+from outrider.core.errors import InvalidRequest, NotFound, OutriderError
+from outrider.datasets.formats import count_labels, to_chat, to_gliner2
+from outrider.jobs.training import TRAINING_KIND
+from outrider.services.accounts import Principal
+from outrider.services.datasets import DatasetService
+from outrider.services.jobs import JobService
+from outrider.storage.db import Database
+from outrider.storage.queries import datasets as datasets_q
+from outrider.storage.queries import jobs as jobs_q
+from outrider.storage.queries import training as q
+from outrider.storage.records import Job, TrainingCheckpoint
+from outrider.training.encoder_lora import is_encoder_adapter
+from outrider.training.runner import LOG_FILE, SPEC_FILE, TRAIN_FILE, VAL_FILE
+from outrider.training.splits import split_records
+from outrider.training.zipped import build_download
+
+JOB_PREFIX = "ft"
+ENCODER_TASKS = ("ner", "classification", "structures", "relations")
+FINISHED = ("complete", "failed", "stopped")
+LOG_POLL_S = 0.5
+DELETE_WAIT_EXTRA_S = 15.0
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    name: str
+    version: int | str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    model_name: str
+    base_model: str | None
+    datasets: list[DatasetRef]
+    training_type: Literal["lora", "full"] = "lora"
+    nr_epochs: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    validation_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path
+    filename: str
+
+
+@dataclass
+class _Base:
+    id: str  # the base model's registry id (for a checkpoint: the base its job started from)
+    family: str  # encoder | decoder
+    path: str  # folder (or hub id) the trainer starts from
+    build: str | None = None  # a built-in base the trainer builds on first use
+    checkpoint_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def task_family(task_type: str) -> str:
+    return "encoder" if task_type in ENCODER_TASKS else "decoder"
+
+
+class TrainingService:
+    def __init__(
+        self, settings: Settings, db: Database, jobs: JobService, datasets: DatasetService, registry: ModelRegistry
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.jobs = jobs
+        self.datasets = datasets
+        self.registry = registry
+        self.root = settings.data_dir / "training"
+        self._specs: dict[str, ModelSpec] = {}  # served job and checkpoint ids: immutable until deleted
+
+    # -- files ------------------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def relative_path(self, path: Path) -> str:
+        return os.path.relpath(Path(path).resolve(), self.root.resolve())
+
+    def trainer_threads(self) -> int:
+        """torch threads of a trainer: the setting, else every core but one when the server serves too."""
+        if self.settings.training_threads:
+            return self.settings.training_threads
+        cores = os.cpu_count() or 1
+        return max(1, cores - 1) if self.settings.embedded_worker else cores
+
+    # -- creating ---------------------------------------------------------------------------------------
+    def accepted_base_models(self) -> list[str]:
+        return [s.id for s in self.registry.specs() if s.fine_tunable]
+
+    def _bad_base(self, message: str) -> InvalidRequest:
+        accepted = ", ".join(self.accepted_base_models())
+        return InvalidRequest(
+            f"{message}; base_model must be one of the ids from GET /base-models ({accepted}) or a checkpoint id "
+            "(ckpt_...) from GET /felix/training-jobs/{id}/checkpoints",
+            param="base_model",
+        )
+
+    def _resolve_base(self, account_id: str, base_model: str | None) -> _Base:
+        if not base_model:
+            raise self._bad_base("base_model is required")
+        if base_model.startswith(q.CHECKPOINT_PREFIX + "_") or base_model.startswith(JOB_PREFIX + "_"):
+            return self._checkpoint_base(account_id, base_model)
+        spec = next((s for s in self.registry.specs() if s.id == base_model and s.fine_tunable), None)
+        if spec is None:
+            raise self._bad_base(f"unknown base_model '{base_model}'")
+        availability = spec.check()
+        if not availability.available:
+            raise InvalidRequest(f"base_model '{base_model}' is not available here: {availability.reason}")
+        if spec.id in (MINILM_BASE_ID, SMOLLM2_ID):
+            return _Base(spec.id, spec.kind, str(base_model_dir(self.settings, spec.id)), build=spec.id)
+        if spec.source == "hub":
+            return _Base(spec.id, spec.kind, spec.id)  # the library loads it from its cache
+        raise self._bad_base(f"base_model '{base_model}' cannot be fine-tuned by this server")
+
+    def _checkpoint_base(self, account_id: str, model_id: str) -> _Base:
+        with self.db.session() as s:
+            if model_id.startswith(JOB_PREFIX + "_"):
+                job = jobs_q.get_job(s, model_id, account_id=account_id)
+                checkpoint = None
+                path = (job.result or {}).get("model_path") if job and job.status == "complete" else None
+            else:
+                checkpoint = q.get_checkpoint(s, model_id, account_id=account_id)
+                job = jobs_q.get_job(s, checkpoint.job_id) if checkpoint else None
+                path = checkpoint.path if checkpoint else None
+        if job is None or job.kind != TRAINING_KIND or path is None:
+            raise self._bad_base(f"unknown base_model '{model_id}'")
+        payload = job.payload
+        return _Base(
+            id=payload["base"]["id"],
+            family=payload["family"],
+            path=str(self.root / path),
+            checkpoint_id=checkpoint.id if checkpoint else None,
+            extra={"job_id": job.id, "relative_path": path},
+        )
+
+    async def _check_datasets(self, account_id: str, refs: list[DatasetRef]) -> tuple[str, list[dict[str, Any]]]:
+        if not refs:
+            raise InvalidRequest('datasets must name at least one dataset: [{"name": ...}]', param="datasets")
+        task_types, chosen = set(), []
+        for ref in refs:
+            try:
+                dataset, version = await self.datasets.version(account_id, ref.name, ref.version)
+            except (NotFound, InvalidRequest) as exc:
+                raise InvalidRequest(f"datasets: {exc.message}", param="datasets") from exc
+            if version.example_count == 0:
+                raise InvalidRequest(
+                    f"datasets: version {version.version} of dataset '{ref.name}' has no examples", param="datasets"
+                )
+            task_types.add(version.task_type)
+            chosen.append(
+                {
+                    "name": dataset.name,
+                    "version": version.version,
+                    "version_id": version.id,
+                    "task_type": version.task_type,
+                    "examples": version.example_count,
+                }
+            )
+        if len(task_types) > 1:
+            raise InvalidRequest(
+                f"datasets: every dataset of one job must have the same task type, got {sorted(task_types)}",
+                param="datasets",
+            )
+        return task_types.pop(), chosen
+
+    async def _validate(self, principal: Principal, request: TrainingRequest) -> dict[str, Any]:
+        account_id = principal.account.id
+        if not request.model_name or not request.model_name.strip() or len(request.model_name) > 200:
+            raise InvalidRequest("model_name must be 1-200 characters", param="model_name")
+        base = await asyncio.to_thread(self._resolve_base, account_id, request.base_model)
+        task_type, chosen = await self._check_datasets(account_id, request.datasets)
+        family = task_family(task_type)
+        if family != base.family:
+            needs = (
+                "an encoder (GLiNER2) base such as " + MINILM_BASE_ID
+                if family == "encoder"
+                else ("a decoder base such as " + SMOLLM2_ID)
+            )
+            raise InvalidRequest(
+                f"task mismatch: {task_type} datasets train {needs}, and base_model '{request.base_model}' is "
+                f"a {base.family} model",
+                param="base_model",
+            )
+        return {
+            "model_name": request.model_name.strip(),
+            "base_model": request.base_model,
+            "base": {
+                "id": base.id,
+                "path": base.path,
+                "build": base.build,
+                "checkpoint_id": base.checkpoint_id,
+                **base.extra,
+            },
+            "family": family,
+            "task_type": task_type,
+            "datasets": chosen,
+            "training_type": request.training_type,
+            "hyperparameters": {
+                "nr_epochs": request.nr_epochs,
+                "learning_rate": request.learning_rate,
+                "batch_size": request.batch_size,
+                "seed": request.seed,
+                "validation_fraction": request.validation_fraction,
+            },
+            "api_key_id": principal.key.id,
+        }
+
+    async def create(self, principal: Principal, request: TrainingRequest) -> Job:
+        payload = await self._validate(principal, request)
+        return await self.jobs.submit(principal.account.id, TRAINING_KIND, payload, prefix=JOB_PREFIX)
+
+    # -- preparing a run (called by the job handler, in a thread) -------------------------------------------
+    def prepare_run(self, job: Job) -> dict[str, Any]:
+        """Read the datasets, split off the validation examples, write the trainer's records and spec."""
+        payload = job.payload
+        examples: list[dict] = []
+        for ref in payload["datasets"]:
+            with self.db.session() as s:
+                version = datasets_q.get_version(s, ref["version_id"])
+            if version is None:
+                raise NotFound(f"version {ref['version']} of dataset '{ref['name']}' was deleted before training")
+            examples += self.datasets.read_all(version)
+        if not examples:
+            raise InvalidRequest("the datasets have no examples")
+        task_type, family = payload["task_type"], payload["family"]
+        labels = sorted(count_labels(task_type, examples))
+        hyper = payload["hyperparameters"]
+        train, val = split_records(examples, float(hyper.get("validation_fraction") or 0.0), hyper.get("seed") or 0)
+        if family == "encoder":
+            convert = lambda e: to_gliner2(task_type, e, labels)  # noqa: E731
+        else:
+            convert = lambda e: {"messages": to_chat(task_type, e, labels)}  # noqa: E731
+        base = dict(payload["base"])
+        if base.get("relative_path"):
+            base["path"] = str(self.root / base["relative_path"])
+            if not os.path.exists(base["path"]):
+                raise NotFound(f"the checkpoint to continue from ({payload['base_model']}) was deleted")
+        job_dir = self.job_dir(job.id)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        for name, part in ((TRAIN_FILE, train), (VAL_FILE, val)):
+            with open(job_dir / name, "w", encoding="utf-8") as handle:
+                for example in part:
+                    handle.write(json.dumps(convert(example), ensure_ascii=False) + "\n")
+        spec = {
+            "job_id": job.id,
+            "family": family,
+            "task_type": task_type,
+            "labels": labels,
+            "base": base,
+            "training_type": payload["training_type"],
+            "hyperparameters": hyper,
+            "threads": self.trainer_threads(),
+        }
+        (job_dir / SPEC_FILE).write_text(json.dumps(spec, indent=2))
+        return {"train_examples": len(train), "val_examples": len(val), "labels": labels, "task_type": task_type}
+
+    def add_checkpoint(
+        self, job: Job, folder: Path, step: int, epoch: int | None, metrics: dict[str, Any]
+    ) -> TrainingCheckpoint:
+        with self.db.session() as s:
+            return q.insert_checkpoint(
+                s,
+                job_id=job.id,
+                account_id=job.account_id,
+                step=step,
+                epoch=epoch,
+                metrics=metrics,
+                path=self.relative_path(folder),
+            )
+
+    # -- reading ------------------------------------------------------------------------------------------
+    async def get(self, account_id: str, job_id: str) -> Job:
+        return await self.jobs.get(account_id, job_id, kind=TRAINING_KIND)
+
+    async def list(self, account_id: str, *, limit: int, offset: int) -> tuple[list[Job], int]:
+        return await self.jobs.list(account_id, kind=TRAINING_KIND, limit=limit, offset=offset)
+
+    async def checkpoints(self, account_id: str, job_id: str) -> list[TrainingCheckpoint]:
+        await self.get(account_id, job_id)
+
+        def read() -> list[TrainingCheckpoint]:
+            with self.db.session() as s:
+                return q.list_checkpoints(s, job_id)
+
+        return await asyncio.to_thread(read)
+
+    async def log_stream(self, account_id: str, job_id: str, *, follow: bool = True) -> AsyncIterator[bytes]:
+        """The log so far, then (``follow``) new lines as they are written until the job finishes."""
+        job = await self.get(account_id, job_id)
+        path = self.job_dir(job_id) / LOG_FILE
+
+        async def lines() -> AsyncIterator[bytes]:
+            position, current = 0, job
+            while True:
+                chunk = await asyncio.to_thread(_read_from, path, position)
+                # Only whole lines: a line being written is sent once it is complete.
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                if complete:
+                    position += len(complete)
+                    yield complete
+                    continue
+                if not follow or current.status in FINISHED:
+                    if chunk:  # a last line without its newline
+                        yield chunk + b"\n"
+                    return
+                await asyncio.sleep(LOG_POLL_S)
+                try:
+                    current = await self.get(account_id, job_id)
+                except NotFound:
+                    return  # deleted while streaming
+
+        return lines()
+
+    async def download(self, account_id: str, job_id: str, checkpoint_id: str | None = None) -> Download:
+        """A zip of the final model (or of one checkpoint) with a README on loading it without Outrider."""
+        job = await self.get(account_id, job_id)
+        if checkpoint_id is not None:
+            found = [c for c in await self.checkpoints(account_id, job_id) if c.id == checkpoint_id]
+            if not found:
+                raise NotFound(f"checkpoint '{checkpoint_id}' of job '{job_id}' not found")
+            relative, target_id, metrics = found[0].path, checkpoint_id, found[0].metrics
+        else:
+            relative = (job.result or {}).get("model_path")
+            if job.status != "complete" or not relative:
+                raise InvalidRequest(
+                    f"job '{job_id}' is {public_status(job.status)}: only a complete job has final weights "
+                    "(download a checkpoint with ?checkpoint_id=...)",
+                    param="job_id",
+                )
+            target_id, metrics = job_id, (job.result or {}).get("metrics") or {}
+        folder = self.root / relative
+        zip_path = self.job_dir(job_id) / "downloads" / f"{target_id}.zip"
+        await asyncio.to_thread(build_download, folder, zip_path, job.payload, job_id, target_id, metrics)
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in job.payload.get("model_name", job_id))
+        return Download(zip_path, f"{safe}-{target_id}.zip")
+
+    # -- stopping and deleting --------------------------------------------------------------------------
+    async def stop(self, account_id: str, job_id: str) -> Job:
+        return await self.jobs.stop(account_id, job_id, kind=TRAINING_KIND)
+
+    async def delete(self, account_id: str, job_id: str) -> Job:
+        """Stop it if it runs (waiting for the trainer to exit), then remove its record, checkpoints and files."""
+        job = await self.get(account_id, job_id)
+        if job.status not in FINISHED:
+            job = await self.stop(account_id, job_id)
+            deadline = asyncio.get_running_loop().time() + self.settings.training_stop_grace_s + DELETE_WAIT_EXTRA_S
+            while job.status not in FINISHED and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.25)
+                job = await self.get(account_id, job_id)
+
+        def remove() -> list[TrainingCheckpoint]:
+            with self.db.session() as s:
+                checkpoints = q.list_checkpoints(s, job_id)
+                q.delete_job(s, job_id)
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            return checkpoints
+
+        checkpoints = await asyncio.to_thread(remove)
+        for model_id in [job_id, *(c.id for c in checkpoints)]:
+            self._specs.pop(model_id, None)
+        return job
+
+    # -- serving what was trained -------------------------------------------------------------------------
+    def resolve_model(self, model_id: str) -> ModelSpec | None:
+        """Registry resolver: a complete job's id -> its final model; a checkpoint id -> that checkpoint."""
+        cached = self._specs.get(model_id)
+        if cached is not None:
+            return cached
+        if not (model_id.startswith(JOB_PREFIX + "_") or model_id.startswith(q.CHECKPOINT_PREFIX + "_")):
+            return None
+        with self.db.session() as s:
+            if model_id.startswith(JOB_PREFIX + "_"):
+                job = jobs_q.get_job(s, model_id)
+                path = (job.result or {}).get("model_path") if job and job.status == "complete" else None
+            else:
+                checkpoint = q.get_checkpoint(s, model_id)
+                job = jobs_q.get_job(s, checkpoint.job_id) if checkpoint else None
+                path = checkpoint.path if checkpoint else None
+        if job is None or job.kind != TRAINING_KIND or path is None:
+            return None
+        spec = self._spec_for(model_id, self.root / path, job)
+        if spec is not None:
+            self._specs[model_id] = spec
+        return spec
+
+    def _spec_for(self, model_id: str, folder: Path, job: Job) -> ModelSpec | None:
+        spec = spec_for_folder(model_id, folder, self.settings)  # GLiNER2, transformers or a LoRA adapter
+        if spec is None and is_encoder_adapter(folder):
+            spec = merged_encoder_adapter_spec(model_id, folder, self.settings)
+        if spec is None:
+            return None
+        payload = job.payload
+        what = "checkpoint of" if model_id != job.id else "trained by"
+        return replace(
+            spec,
+            source="trained",
+            owned_by=job.account_id,
+            training_job_id=job.id,
+            fine_tunable=True,
+            description=(
+                f"'{payload.get('model_name')}': {what} job {job.id} ({payload.get('training_type')} fine-tune of "
+                f"{payload.get('base', {}).get('id')} on {payload.get('task_type')} data)"
+            ),
+        )
+
+    async def trained_specs(self, account_id: str) -> list[ModelSpec]:
+        """The account's complete jobs as models (``GET /models``)."""
+
+        def read() -> list[Job]:
+            with self.db.session() as s:
+                return q.finished_jobs(s, account_id, TRAINING_KIND)
+
+        specs = []
+        for job in await asyncio.to_thread(read):
+            with contextlib.suppress(OutriderError):
+                spec = await asyncio.to_thread(self.resolve_model, job.id)
+                if spec is not None:
+                    specs.append(spec)
+        return specs
+
+
+def public_status(status: str) -> str:
+    """The jobs table's ``queued`` is the training API's ``requested``."""
+    return "requested" if status == "queued" else status
+
+
+def visible_to(spec: ModelSpec, account_id: str) -> bool:
+    """A trained model is its account's alone; every other model is visible to all."""
+    return spec.training_job_id is None or spec.owned_by == account_id
+
+
+def merged_encoder_adapter_spec(model_id: str, folder: Path, settings: Settings) -> ModelSpec:
+    """A GLiNER2 LoRA checkpoint served as its base with the adapter merged in (a model copy of its own),
+    for as long as the encoder backend does not serve GLiNER2 adapters itself (``spec_for_folder``)."""
+    from outrider.backends.base import Availability
+    from outrider.backends.builtin import local_price
+    from outrider.backends.encoder_gliner import Gliner2Encoder
+
+    path = str(folder)
+
+    def load() -> Gliner2Encoder:
+        from outrider.training.encoder_lora import load_adapter
+
+        wrapped, _ = load_adapter(path)
+        model = wrapped.merge_and_unload()
+        model.eval()
+        return Gliner2Encoder(model, settings.batch_max_size)
+
+    return ModelSpec(
+        id=model_id,
+        kind="encoder",
+        source="local",
+        description=f"GLiNER2 LoRA adapter saved at {folder}",
+        load=load,
+        price=local_price(settings, model_id),
+        check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
+    )
+
+
+def _read_from(path: Path, position: int) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(position)
+            return handle.read(1 << 20)
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,265 @@
+"""Credits, reservations, transactions and usage records.
+
+Money is integer micro-dollars throughout. The balance is only ever changed by a single conditional
+``UPDATE`` (atomic in SQLite and PostgreSQL alike), so concurrent calls cannot overdraw it:
+
+- ``reserve`` moves an amount into ``reserved`` only if ``balance - reserved`` covers it;
+- ``settle`` charges the final cost (never more than what was reserved) and frees the reservation;
+- ``add_credit`` adds a grant or a refund; ``charge_up_to`` takes at most what is available (jobs).
+
+Each change of the balance writes a ``credit_transactions`` row carrying the balance after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from outrider.core.ids import new_id
+from outrider.storage.queries import as_utc, now
+from outrider.storage.records import Balance, CreditTransaction, NewUsage, UsageRecord, UsageTotals
+from outrider.storage.tables import AccountRow, CreditTransactionRow, UsageRow
+
+
+def get_balance(session: Session, account_id: str) -> Balance | None:
+    row = session.get(AccountRow, account_id)
+    if row is None:
+        return None
+    session.refresh(row)  # another process (or thread) may have changed it since this session loaded it
+    return Balance(row.id, row.balance_micro_usd, row.reserved_micro_usd, bool(row.unlimited_credits))
+
+
+def reserve(session: Session, account_id: str, amount: int) -> bool:
+    """Hold ``amount`` for a call in flight; False when the available balance cannot cover it."""
+    available = AccountRow.balance_micro_usd - AccountRow.reserved_micro_usd
+    result = session.execute(
+        update(AccountRow)
+        .where(AccountRow.id == account_id, available >= amount)
+        .values(reserved_micro_usd=AccountRow.reserved_micro_usd + amount)
+    )
+    return result.rowcount == 1
+
+
+def release(session: Session, account_id: str, amount: int) -> None:
+    session.execute(
+        update(AccountRow)
+        .where(AccountRow.id == account_id)
+        .values(reserved_micro_usd=AccountRow.reserved_micro_usd - amount)
+    )
+
+
+def clear_reservations(session: Session) -> int:
+    """At start-up no call is in flight: reservations left by a crashed process are void."""
+    result = session.execute(update(AccountRow).where(AccountRow.reserved_micro_usd != 0).values(reserved_micro_usd=0))
+    return result.rowcount
+
+
+def _change_balance(session: Session, account_id: str, delta: int, *, reserved_delta: int = 0) -> int:
+    result = session.execute(
+        update(AccountRow)
+        .where(AccountRow.id == account_id)
+        .values(
+            balance_micro_usd=AccountRow.balance_micro_usd + delta,
+            reserved_micro_usd=AccountRow.reserved_micro_usd + reserved_delta,
+        )
+        .returning(AccountRow.balance_micro_usd)
+    )
+    return int(result.scalar_one())
+
+
+def _transaction(
+    session: Session,
+    account_id: str,
+    kind: str,
+    amount: int,
+    balance_after: int,
+    *,
+    reference_id: str | None = None,
+    api_key_id: str | None = None,
+    model_id: str | None = None,
+    description: str | None = None,
+    created_by: str | None = None,
+) -> CreditTransaction:
+    row = CreditTransactionRow(
+        id=new_id("txn"),
+        account_id=account_id,
+        kind=kind,
+        amount_micro_usd=amount,
+        balance_after_micro_usd=balance_after,
+        reference_id=reference_id,
+        api_key_id=api_key_id,
+        model_id=model_id,
+        description=description,
+        created_by=created_by,
+        created_at=now(),
+    )
+    session.add(row)
+    return _credit_transaction(row)
+
+
+def add_credit(
+    session: Session,
+    account_id: str,
+    amount: int,
+    *,
+    kind: str = "grant",
+    description: str | None = None,
+    created_by: str | None = None,
+    reference_id: str | None = None,
+) -> CreditTransaction:
+    after = _change_balance(session, account_id, amount)
+    return _transaction(
+        session,
+        account_id,
+        kind,
+        amount,
+        after,
+        description=description,
+        created_by=created_by,
+        reference_id=reference_id,
+    )
+
+
+def settle(
+    session: Session,
+    account_id: str,
+    *,
+    reserved: int,
+    cost: int,
+    kind: str,
+    reference_id: str | None,
+    api_key_id: str | None,
+    model_id: str | None,
+) -> CreditTransaction | None:
+    """Charge ``cost`` and free the reservation, in the caller's transaction. Callers keep ``cost`` within
+    ``reserved``; a larger one is capped there, so a wrong estimate can never overdraw the account."""
+    cost = min(cost, reserved)
+    if cost == 0:
+        if reserved:
+            release(session, account_id, reserved)
+        return None
+    after = _change_balance(session, account_id, -cost, reserved_delta=-reserved)
+    return _transaction(
+        session, account_id, kind, -cost, after, reference_id=reference_id, api_key_id=api_key_id, model_id=model_id
+    )
+
+
+def charge_up_to(
+    session: Session, account_id: str, amount: int, *, kind: str, reference_id: str | None, description: str | None
+) -> tuple[int, CreditTransaction | None]:
+    """Charge ``amount`` or, if less is available, all that is (jobs metered as they run). Returns what was
+    charged: less than ``amount`` means the balance ran out."""
+    if session.get(AccountRow, account_id) is None:
+        return 0, None
+    # A no-op write first: it takes the write lock (SQLite) / row lock (PostgreSQL) before the read below,
+    # so no other writer can change the balance between reading it and charging.
+    _change_balance(session, account_id, 0)
+    balance = get_balance(session, account_id)
+    charged = max(0, min(amount, balance.available_micro_usd))
+    if charged == 0:
+        return 0, None
+    after = _change_balance(session, account_id, -charged)
+    txn = _transaction(session, account_id, kind, -charged, after, reference_id=reference_id, description=description)
+    return charged, txn
+
+
+def _credit_transaction(row: CreditTransactionRow) -> CreditTransaction:
+    return CreditTransaction(
+        id=row.id,
+        account_id=row.account_id,
+        kind=row.kind,
+        amount_micro_usd=row.amount_micro_usd,
+        balance_after_micro_usd=row.balance_after_micro_usd,
+        reference_id=row.reference_id,
+        api_key_id=row.api_key_id,
+        model_id=row.model_id,
+        description=row.description,
+        created_by=row.created_by,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def list_transactions(
+    session: Session, account_id: str, *, kind: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[CreditTransaction], int]:
+    query = select(CreditTransactionRow).where(CreditTransactionRow.account_id == account_id)
+    if kind:
+        query = query.where(CreditTransactionRow.kind == kind)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(CreditTransactionRow.created_at.desc(), CreditTransactionRow.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_credit_transaction(r) for r in rows], total
+
+
+def insert_usage(session: Session, new: NewUsage) -> str:
+    usage_id = new_id("use")
+    session.add(UsageRow(id=usage_id, created_at=now(), **new.__dict__))
+    return usage_id
+
+
+@dataclass(frozen=True)
+class UsageFilter:
+    account_id: str
+    model_id: str | None = None
+    api_key_id: str | None = None
+    status: str | None = None
+    surface: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(f: UsageFilter):
+    query = select(UsageRow).where(UsageRow.account_id == f.account_id)
+    for column, value in (
+        (UsageRow.model_id, f.model_id),
+        (UsageRow.api_key_id, f.api_key_id),
+        (UsageRow.status, f.status),
+        (UsageRow.surface, f.surface),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if f.since is not None:
+        query = query.where(UsageRow.created_at >= f.since)
+    if f.until is not None:
+        query = query.where(UsageRow.created_at < f.until)
+    return query
+
+
+def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> tuple[list[UsageRecord], UsageTotals]:
+    query = _filtered(f)
+    sub = query.subquery()
+    totals = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(sub.c.prompt_tokens), 0),
+            func.coalesce(func.sum(sub.c.completion_tokens), 0),
+            func.coalesce(func.sum(sub.c.cost_micro_usd), 0),
+        )
+    ).one()
+    rows = session.scalars(query.order_by(UsageRow.created_at.desc(), UsageRow.id.desc()).limit(limit).offset(offset))
+    records = [
+        UsageRecord(
+            id=r.id,
+            created_at=as_utc(r.created_at),
+            account_id=r.account_id,
+            api_key_id=r.api_key_id,
+            inference_id=r.inference_id,
+            surface=r.surface,
+            model_id=r.model_id,
+            model_used=r.model_used,
+            task=r.task,
+            status=r.status,
+            prompt_tokens=r.prompt_tokens,
+            completion_tokens=r.completion_tokens,
+            cost_micro_usd=r.cost_micro_usd,
+            latency_ms=r.latency_ms,
+        )
+        for r in rows
+    ]
+    return records, UsageTotals(int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]))

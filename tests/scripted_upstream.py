@@ -1,0 +1,197 @@
+"""A small upstream server on loopback that misbehaves on purpose, in both wire formats.
+
+The requested ``model`` picks the behaviour, on ``POST /v1/chat/completions``, ``/v1/completions``
+(OpenAI format) and ``POST /v1/messages`` (Anthropic format):
+
+    status-NNN       answer HTTP NNN with an error body (429 carries ``Retry-After: 7``)
+    hang             accept the request and send nothing for a minute
+    hang-midstream   send headers and one token, then nothing until the client goes away (counted in
+                     ``disconnects``)
+    error-midstream  one token, then an error event
+    truncated        one token, then close the stream without finishing
+    scripted         a complete stream of SCRIPTED_TEXT with usage (prompt 11, completion 3); in Anthropic
+                     format, {"answer": "upstream"} when JSON was asked for (forced tool or output_config)
+    no-usage         the same stream without any usage
+
+``GET /v1/models`` lists the models and answers ``models_status`` (settable) so health probes can fail.
+Each request's body and headers are kept in ``requests``; ``probes`` counts model-list calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.conftest import free_port
+
+SCRIPTED_TEXT = ["Hello", " upstream", " world"]
+MODELS = ["status-500", "status-503", "hang", "hang-midstream", "error-midstream", "truncated", "scripted", "no-usage"]
+
+
+@dataclass
+class ScriptedUpstream:
+    url: str = ""
+    models_status: int = 200
+    probes: int = 0
+    disconnects: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+    runner: web.AppRunner | None = None
+
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+    # -- handlers -----------------------------------------------------------------------------------------
+    async def models(self, request: web.Request) -> web.Response:
+        self.probes += 1
+        if self.models_status != 200:
+            return web.json_response({"error": {"message": "models are down"}}, status=self.models_status)
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, anthropic=False)
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, anthropic=True)
+
+    async def _serve(self, request: web.Request, anthropic: bool) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        model = body.get("model", "")
+        if model.startswith("status-"):
+            status = int(model.removeprefix("status-"))
+            headers = {"Retry-After": "7"} if status == 429 else None
+            message = f"scripted failure {status}"
+            error = (
+                {"type": "error", "error": {"type": "api_error", "message": message}}
+                if anthropic
+                else {"error": {"message": message, "type": "server_error"}}
+            )
+            return web.json_response(error, status=status, headers=headers)
+        if model == "hang":
+            await asyncio.sleep(60)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events = self._anthropic_events(model, body) if anthropic else self._openai_events(model, request.path)
+        cut = 3 if anthropic else 1  # the index of the event after the first token
+        for index, event in enumerate(events):
+            if index == cut and model == "hang-midstream":
+                await self._wait_for_disconnect(request)
+                return response
+            if index == cut and model == "truncated":
+                return response
+            await response.write(event.encode())
+        return response
+
+    async def _wait_for_disconnect(self, request: web.Request) -> None:
+        for _ in range(1200):
+            if request.transport is None or request.transport.is_closing():
+                self.disconnects += 1
+                return
+            await asyncio.sleep(0.05)
+
+    def _openai_events(self, model: str, path: str) -> list[str]:
+        chat = path.endswith("chat/completions")
+
+        def chunk(text: str | None, finish: str | None = None, usage: dict | None = None) -> str:
+            choice = {"index": 0, "finish_reason": finish}
+            if chat:
+                choice["delta"] = {"content": text} if text is not None else {}
+            else:
+                choice["text"] = text or ""
+            return "data: " + json.dumps({"id": "x", "model": model, "choices": [choice], "usage": usage}) + "\n\n"
+
+        first = [chunk(SCRIPTED_TEXT[0]), chunk(SCRIPTED_TEXT[1])]
+        if model == "error-midstream":
+            return [*first, 'data: {"error": {"message": "scripted mid-stream failure"}}\n\n']
+        events = [*first, chunk(SCRIPTED_TEXT[2]), chunk(None, "length")]
+        if model != "no-usage":
+            usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+            events.append("data: " + json.dumps({"id": "x", "model": model, "choices": [], "usage": usage}) + "\n\n")
+        return [*events, "data: [DONE]\n\n"]
+
+    def _anthropic_events(self, model: str, body: dict[str, Any]) -> list[str]:
+        def event(kind: str, **fields: Any) -> str:
+            return f"event: {kind}\ndata: " + json.dumps({"type": kind, **fields}) + "\n\n"
+
+        start = event(
+            "message_start",
+            message={
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": model,
+                "usage": {"input_tokens": 11, "output_tokens": 1},
+            },
+        )
+        tool = bool(body.get("tool_choice"))
+        block = (
+            {"type": "tool_use", "id": "t", "name": "json_output", "input": {}}
+            if tool
+            else {"type": "text", "text": ""}
+        )
+        delta = (
+            (lambda t: {"type": "input_json_delta", "partial_json": t})
+            if tool
+            else (lambda t: {"type": "text_delta", "text": t})
+        )
+        # A forced tool streams its input; structured outputs (output_config) stream JSON as text.
+        pieces = ['{"answer": ', '"upstream"', "}"] if tool or body.get("output_config") else SCRIPTED_TEXT
+        events = [
+            start,
+            event("content_block_start", index=0, content_block=block),
+            event("content_block_delta", index=0, delta=delta(pieces[0])),
+        ]
+        if model == "error-midstream":
+            return [*events, event("error", error={"type": "overloaded_error", "message": "scripted overload"})]
+        events += [event("content_block_delta", index=0, delta=delta(p)) for p in pieces[1:]]
+        usage = {"output_tokens": 3}
+        stop = "tool_use" if tool else "max_tokens"
+        events += [
+            event("content_block_stop", index=0),
+            event("message_delta", delta={"stop_reason": stop, "stop_sequence": None}, usage=usage),
+            event("message_stop"),
+        ]
+        return events
+
+    # -- running ------------------------------------------------------------------------------------------
+    def start(self) -> ScriptedUpstream:
+        app = web.Application()
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/chat/completions", self.openai)
+        app.router.add_post("/v1/completions", self.openai)
+        app.router.add_post("/v1/messages", self.anthropic)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        ready = threading.Event()
+
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            self.runner = web.AppRunner(app, shutdown_timeout=0.1)
+            self.loop.run_until_complete(self.runner.setup())
+            self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", port).start())
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.runner is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _shutdown(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+        hanging = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in hanging:  # handlers still sleeping in a "hang" behaviour
+            task.cancel()
+        await asyncio.gather(*hanging, return_exceptions=True)
