@@ -105,24 +105,42 @@ def generator(server, admin):
         yield client
 
 
+@pytest.mark.slow
 def test_real_generation_jobs_with_the_local_teacher_store_only_valid_examples(generator):
     """NER and classification jobs run side by side on SmolLM2 (their teacher requests share decode batches)."""
-    started = {name: generator.post("/generate", json=body) for name, body in (("ner", NER_JOB), ("cls", CLS_JOB))}
+    bodies = {"ner": NER_JOB, "cls": CLS_JOB}
+    started = {name: generator.post("/generate", json=body) for name, body in bodies.items()}
     assert all(r.status_code == 200 and r.json()["status"] == "queued" for r in started.values())
-    for name, body in (("ner", NER_JOB), ("cls", CLS_JOB)):
-        job, seen = wait_for(generator, started[name].json()["job_id"], ("complete", "failed"))
+    seen: dict[str, list[str]] = {name: ["queued"] for name in bodies}
+    final: dict[str, dict] = {}
+    deadline = time.time() + 1800
+    while len(final) < len(bodies) and time.time() < deadline:
+        for name in set(bodies) - set(final):
+            job = generator.get(f"/generate/jobs/{started[name].json()['job_id']}").json()
+            if seen[name][-1] != job["status"]:
+                seen[name].append(job["status"])
+            if job["status"] in ("complete", "failed", "stopped"):
+                final[name] = job
+        time.sleep(0.2)
+    assert len(final) == len(bodies), f"still running after 30 minutes: {seen}"
+    for name, body in bodies.items():
+        job = final[name]
         assert job["status"] == "complete", job["error"]
-        assert seen[-1] == "complete" and "running" in seen and set(seen) <= {"queued", "running", "complete"}
-        assert job["num_examples"] == 3 and job["dataset_version"] == 1 and job["started_at"] <= job["finished_at"]
+        assert seen[name] == ["queued", "running", "complete"]
+        # A weak teacher may run out of attempts before the third valid example: the job then completes
+        # with what it produced. Whatever it stored must be valid, distinct and counted right.
+        produced = job["num_examples"]
+        assert 1 <= produced <= 3 and job["dataset_version"] == 1 and job["started_at"] <= job["finished_at"]
         version = generator.get(f"/datasets/{body['dataset_name']}/versions/1").json()
-        assert version["status"] == "ready" and version["source"] == "generation" and version["example_count"] == 3
+        assert version["status"] == "ready" and version["source"] == "generation"
+        assert version["example_count"] == produced
         assert version["job_id"] == job["job_id"] and set(version["label_stats"]) <= set(body["labels"])
         lines = generator.get(f"/datasets/{body['dataset_name']}/versions/1/download").content.splitlines()
         examples = [json.loads(line) for line in lines]
-        assert len(examples) == 3
+        assert len(examples) == produced
         for example in examples:
             assert validate_example(body["task_type"], example, labels=body["labels"]) is None, example
-        assert len({e["text"] for e in examples}) == 3  # no duplicates
+        assert len({e["text"] for e in examples}) == produced  # no duplicates
     spent = generator.get("/credits/transactions", params={"kind": "generation"}).json()
     assert spent["total"] > 0  # teacher calls were charged to the job's account as generation
 

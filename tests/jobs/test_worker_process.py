@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from outrider.datasets.formats import validate_example
 from tests.conftest import make_settings, start_server
 
@@ -38,6 +40,7 @@ def poll(client, job_id, done, timeout):
     raise AssertionError(f"gave up waiting: {job}")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_leaves_the_examples_written_so_far(tmp_path, base_models_dir):
     settings = make_settings(tmp_path, base_models_dir, embedded_worker=False)
     server = start_server(settings)  # the API only: jobs run in the worker processes below

@@ -22,11 +22,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path) -> Iterator:
+    import torch
+
     from outrider.app_state import build_services
 
-    built = build_services(make_settings(tmp_path_factory.mktemp("synthesis"), base_models_dir))
+    threads = torch.get_num_threads()
+    # One intra-op thread: on a CPU shared with other work, two threads made decoding several times slower
+    # (measured: 8 classification examples in 70 s with one thread, 450 s with two, on 2 busy cores).
+    built = build_services(make_settings(tmp_path_factory.mktemp("synthesis"), base_models_dir, torch_threads=1))
     yield built
     built.close()
+    torch.set_num_threads(threads)
 
 
 def teacher_for(services, principal: Principal | None = None) -> Teacher:

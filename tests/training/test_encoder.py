@@ -14,7 +14,8 @@ import pytest
 
 from outrider.training.demo_data import demo_records
 from outrider.training.encoder import EncoderTrainingConfig, run_encoder_training
-from outrider.training.encoder_classification import LABEL_HEAD_CONFIG
+from outrider.training.encoder_classification import LABEL_HEAD_CONFIG, label_head_usage
+from outrider.training.encoder_lora import adapter_usage
 from outrider.training.metrics import encoder_metrics
 
 INTENTS = {
@@ -150,6 +151,12 @@ def test_a_reloaded_adapter_predicts_what_the_trained_model_did(lora_run):
     assert [_names(r) for r in served] == [_names(r) for r in reloaded]
     assert served_base.extract(texts[:4], [prepared] * 4, 0.5) == before  # the base still serves its own weights
 
+    # the README's way: merged into a plain gliner2 model (merging moves the figures by rounding at most)
+    namespace: dict = {}
+    exec(adapter_usage(metadata["base_path"], str(result.model_dir)), namespace)
+    merged = namespace["model"].batch_extract(texts, [schema] * len(texts), threshold=0.5)
+    assert encoder_metrics(val, merged)["f1"] == pytest.approx(result.metrics["f1"], abs=0.05)
+
 
 def _names(result: dict) -> dict:
     return {
@@ -187,6 +194,10 @@ def test_classification_learns_with_the_label_head_and_is_served_for_its_labels(
     answer = served.extract(["I lost my card today"], [served.prepare(subset)], 0.5)[0]["x"]
     assert answer["label"] == "lost_card" and 0.5 < answer["confidence"] <= 1.0
 
+    namespace: dict = {}  # the README's way, with gliner2, torch and safetensors alone
+    exec(label_head_usage(str(result.model_dir)), namespace)
+    assert namespace["classify"](texts) == [a["intent"]["label"] for a in answers]
+
 
 def test_gliner2s_own_classification_head_learns_with_the_label_order_curriculum(minilm_base, tmp_path):
     from gliner2 import AutoExtractor
@@ -223,3 +234,37 @@ def test_a_stop_request_saves_what_was_learnt_and_returns(minilm_base, tmp_path)
 def test_no_records_is_an_error(minilm_base, tmp_path):
     with pytest.raises(ValueError, match="no training records"):
         run_encoder_training(minilm_base, [], [], tmp_path, EncoderTrainingConfig())
+
+
+def test_the_registry_serves_a_trained_adapter_on_its_shared_base(lora_run, base_models_dir, tmp_path):
+    import asyncio
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+
+    from outrider.backends.registry import ModelRegistry
+    from outrider.config import build_settings
+    from outrider.core.schema import ExtractionSchema
+
+    result, _ = lora_run
+    shutil.copytree(result.model_dir, tmp_path / "models" / "ner-adapter")
+    settings = build_settings(
+        data_dir=tmp_path / "data", base_models_dir=base_models_dir, model_dirs=[tmp_path / "models"]
+    )
+    schema = ExtractionSchema.model_validate({"entities": ["person", "company"]})
+    text = entity_records(1, 5, held_out=True)[0]["input"]
+
+    async def serve() -> tuple:
+        with ThreadPoolExecutor(2) as executor:
+            registry = ModelRegistry(settings, executor)
+            registry.register_plugins()
+            spec = registry.resolve("ner-adapter")
+            adapter = (await registry.get(spec)).model
+            base = (await registry.get(registry.resolve(spec.base_id))).model
+            found = adapter.extract([text], [adapter.prepare(schema)], 0.5)[0]
+            return spec, adapter, base, found, registry.loaded_ids()
+
+    spec, adapter, base, found, loaded = asyncio.run(serve())
+    assert spec.base_id == "outrider/gliner2-minilm-l6"
+    assert adapter.base is base and adapter.model is base.model  # one copy of the weights
+    assert set(loaded) == {"ner-adapter", "outrider/gliner2-minilm-l6"}
+    assert found["entities"]["person"], found

@@ -340,6 +340,17 @@ def spec_for_encoder_adapter(model_id: str, folder: Path, price: Any) -> ModelSp
     if not base_id:
         return None
     path = str(folder)
+    if os.path.isdir(base_id):
+        # trained from a folder that is not a model id: no shared base to attach to, so a copy of its own
+        return ModelSpec(
+            id=model_id,
+            kind="encoder",
+            source="local",
+            description=f"GLiNER2 LoRA adapter on {base_id}, saved at {folder}",
+            load=lambda: Gliner2Encoder.load(base_id).attach_adapter(path, model_id),
+            price=price,
+            check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
+        )
 
     def load() -> Any:
         raise ModelUnavailable(f"adapter '{model_id}' loads onto its base model '{base_id}' through the registry")

@@ -113,12 +113,14 @@ class _Run:
         return self.summary.generated >= self.request.num_examples or self.summary.attempts >= self.max_attempts
 
     def wave_size(self) -> int:
+        """Enough requests for what is still missing at the acceptance rate so far, doubled for a local teacher
+        (extra rows in a decode batch cost little wall time), within the teacher's concurrency."""
         left = self.max_attempts - self.summary.attempts
-        if self.teacher.constrained:  # local: extra rows in a batch are nearly free
-            return min(self.teacher.concurrency, left)
         remaining = self.request.num_examples - self.summary.generated
-        rate = self.summary.generated / self.summary.attempts if self.summary.attempts else 1.0
-        return max(1, min(self.teacher.concurrency, left, math.ceil(remaining / max(rate, 0.2))))
+        tried = self.summary.attempts
+        rate = (self.summary.generated + self.summary.unused) / tried if tried else 1.0
+        need = math.ceil(remaining / max(rate, 0.2)) * (2 if self.teacher.constrained else 1)
+        return max(1, min(self.teacher.concurrency, left, need))
 
     def plan(self) -> list[Slot]:
         slots = []

@@ -261,30 +261,48 @@ def gliner_schema(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
 # --- 3. Predicting and scoring -----------------------------------------------------------------------------
 
 
-def predict(trainable: Trainable, records: list[dict[str, Any]], schema: dict[str, Any], config: EncoderTrainingConfig):
+class StopDuringValidation(Exception):
+    """A stop request arrived while the validation records were being predicted."""
+
+
+EVAL_CHUNK = 64  # records predicted between two looks at the stop flag
+
+
+def predict(
+    trainable: Trainable,
+    records: list[dict[str, Any]],
+    schema: dict[str, Any],
+    config: EncoderTrainingConfig,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[dict[str, Any]]:
     """gliner2-shaped predictions for ``records``: GLiNER2's own tasks through ``batch_extract``, the
-    label head's tasks through the head."""
+    label head's tasks through the head. Raises ``StopDuringValidation`` when ``should_stop`` rises."""
     import torch
     from gliner2 import Schema
 
     core = trainable.core
-    texts = [r["input"] for r in records]
+    head = trainable.label_head
+    built = Schema.from_dict(schema) if schema else None
+    predictions: list[dict[str, Any]] = []
     core.eval()
     core.processor.change_mode(is_training=False)
     try:
         with torch.no_grad():
-            if schema:
-                built = Schema.from_dict(schema)
-                predictions = core.batch_extract(
-                    texts, [built] * len(texts), batch_size=config.eval_batch_size, threshold=config.eval_threshold
-                )
-            else:
-                predictions = [{} for _ in texts]
-            head = trainable.label_head
-            for task in head.tasks if head is not None else ():
-                answers = head.predict(core.encoder, core.processor.tokenizer, texts, task)
-                for prediction, answer in zip(predictions, answers, strict=True):
-                    prediction[task] = answer
+            for start in range(0, len(records), EVAL_CHUNK):
+                if should_stop and should_stop():
+                    raise StopDuringValidation
+                texts = [r["input"] for r in records[start : start + EVAL_CHUNK]]
+                if built is not None:
+                    chunk = core.batch_extract(
+                        texts, [built] * len(texts), batch_size=config.eval_batch_size, threshold=config.eval_threshold
+                    )
+                else:
+                    chunk = [{} for _ in texts]
+                for task in head.tasks if head is not None else ():
+                    answers = head.predict(core.encoder, core.processor.tokenizer, texts, task)
+                    for prediction, answer in zip(chunk, answers, strict=True):
+                        prediction[task] = answer
+                predictions += chunk
     finally:
         core.train()
         core.processor.change_mode(is_training=True)
@@ -292,12 +310,16 @@ def predict(trainable: Trainable, records: list[dict[str, Any]], schema: dict[st
 
 
 def validation_metrics(
-    trainable: Trainable, val_records: list[dict[str, Any]], schema: dict[str, Any], config: EncoderTrainingConfig
+    trainable: Trainable,
+    val_records: list[dict[str, Any]],
+    schema: dict[str, Any],
+    config: EncoderTrainingConfig,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     if not val_records:
         return {}
     started = time.perf_counter()
-    metrics = encoder_metrics(val_records, predict(trainable, val_records, schema, config))
+    metrics = encoder_metrics(val_records, predict(trainable, val_records, schema, config, should_stop))
     metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
     return metrics
 
@@ -460,11 +482,17 @@ def run_encoder_training(
         if on_checkpoint:
             on_checkpoint(folder, step, metrics)
 
-    def validate_and_save(epoch: int) -> None:
+    def validate_and_save(epoch: int) -> bool:
+        """Validate and save; False (nothing saved) when a stop request cut the validation short."""
         nonlocal metrics, saved_at
-        metrics = {"train_loss": loss_value, **validation_metrics(trainable, val_records, schema, config)}
+        try:
+            figures = validation_metrics(trainable, val_records, schema, config, should_stop)
+        except StopDuringValidation:
+            return False
+        metrics = {"train_loss": loss_value, **figures}
         save(epoch, metrics)
         saved_at = step
+        return True
 
     trainable.forward_model.train()
     core.processor.change_mode(is_training=True)
@@ -489,14 +517,16 @@ def run_encoder_training(
                 break
             if step >= total_steps:
                 break
-            if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                validate_and_save(epoch)
+            every = config.checkpoint_every_steps
+            if every and step % every == 0 and not validate_and_save(epoch):
+                stopped = True
+                break
+        if not stopped and saved_at != step and not validate_and_save(epoch):
+            stopped = True
         if stopped:
-            # Return promptly: keep what was learned, skip validation.
+            # Return promptly: keep what was learned, skip (or abandon) validation.
             save(epoch, {"train_loss": loss_value})
             break
-        if saved_at != step:
-            validate_and_save(epoch)
         if step >= total_steps:
             break
     return EncoderTrainingResult(

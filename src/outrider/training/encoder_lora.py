@@ -81,3 +81,14 @@ def load_adapter(folder: Path | str, trainable: bool = False) -> tuple[Any, Any]
     base = AutoExtractor.from_pretrained(base_path)
     wrapped = PeftModel.from_pretrained(base, str(folder), is_trainable=trainable)
     return wrapped, wrapped.get_base_model()
+
+
+def adapter_usage(base_id: str, folder: str = "model") -> str:
+    """Python that loads a GLiNER2 LoRA adapter with ``gliner2`` and ``peft`` alone (for the README)."""
+    return f"""from gliner2 import AutoExtractor
+from peft import PeftModel
+
+base = AutoExtractor.from_pretrained("{base_id}")  # the base the adapter was trained on (a folder or hub id)
+model = PeftModel.from_pretrained(base, "{folder}").merge_and_unload().eval()  # a plain GLiNER2 model again
+print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))
+"""

@@ -30,8 +30,8 @@ _BODY = {
 }
 
 
-def _required(fields: dict[str, str], name: str) -> str:
-    value = fields.get(name)
+def _required(fields: dict[str, str], name: str, query_value: str | None) -> str:
+    value = fields.get(name) or query_value
     if not value:
         raise InvalidRequest(f"{name} is required (a query parameter or a form field)", param=name)
     return value
@@ -39,22 +39,30 @@ def _required(fields: dict[str, str], name: str) -> str:
 
 @router.post("/datasets", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
 async def upload_dataset(
-    request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
+    request: Request,
+    name: str | None = Query(None, description="Dataset name (or a form field)."),
+    task_type: str | None = Query(None, description="ner, classification, structures, relations, decoder."),
+    who: Principal = Depends(principal),
+    svc: Services = Depends(services),
 ) -> VersionOut:
-    """Upload JSONL (``name``, ``task_type``): validated line by line, stored byte for byte as a new version."""
+    """Upload JSONL: validated line by line, stored byte for byte as the next version of ``name``."""
     data, fields = await read_upload(request)
-    name, task_type = _required(fields, "name"), _required(fields, "task_type")
+    name, task_type = _required(fields, "name", name), _required(fields, "task_type", task_type)
     dataset, version = await svc.datasets.upload(who.account.id, name, task_type, data)
     return version_out(dataset.name, version)
 
 
 @router.post("/datasets/import", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
 async def import_dataset(
-    request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
+    request: Request,
+    name: str | None = Query(None, description="Dataset name (or a form field)."),
+    fmt: str | None = Query(None, alias="format", description="conll or csv (or a form field)."),
+    who: Principal = Depends(principal),
+    svc: Services = Depends(services),
 ) -> VersionOut:
     """Import CoNLL BIO (``format=conll`` -> ner) or CSV ``text,label`` (``format=csv`` -> classification)."""
     data, fields = await read_upload(request)
-    name, fmt = _required(fields, "name"), _required(fields, "format")
+    name, fmt = _required(fields, "name", name), _required(fields, "format", fmt)
     dataset, version = await svc.datasets.import_file(who.account.id, name, fmt, data)
     return version_out(dataset.name, version)
 

@@ -17,14 +17,12 @@ _PARAM = re.compile(r'(\w+)="?([^";]*)"?')
 
 
 async def read_upload(request: Request) -> tuple[bytes, dict[str, str]]:
-    """``(file bytes, form fields)``; query parameters are merged into the fields (form fields win)."""
+    """``(file bytes, form fields)``; a raw body has no form fields (its options are query parameters)."""
     body = await request.body()
-    fields = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
-        data, form = parse_multipart(body, content_type)
-        return data, {**fields, **form}
-    return body, fields
+        return parse_multipart(body, content_type)
+    return body, {}
 
 
 def parse_multipart(body: bytes, content_type: str) -> tuple[bytes, dict[str, str]]:
