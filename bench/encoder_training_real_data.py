@@ -52,8 +52,12 @@ def minilm_base(work: Path) -> Path:
 
 
 def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespace, work: Path) -> dict:
-    """Train without validation (the held-out set is scored once, at the end) and score the final model."""
+    """Train (with ``--val-fraction`` of the training records as the job's validation split, which also
+    calibrates the abstention cut-off) and score the final model once on the test set."""
     from outrider.training.encoder import load_trainable
+    from outrider.training.splits import split_records
+
+    train, val = split_records(train, args.val_fraction, seed=args.seed)
 
     config = EncoderTrainingConfig(
         training_type=args.training_type,
@@ -70,7 +74,15 @@ def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespac
             last["t"] = time.perf_counter()
             print(f"  step {step} epoch {epoch} loss {loss:.4f}", flush=True)
 
-    result = run_encoder_training(minilm_base(work), train, [], work / "run", config, on_progress=progress)
+    result = run_encoder_training(
+        minilm_base(work),
+        train,
+        val,
+        work / "run",
+        config,
+        on_progress=progress,
+        on_checkpoint=lambda folder, step, metrics: print(f"  checkpoint {step}: {_short(metrics)}", flush=True),
+    )
     trained = load_trainable(result.model_dir, EncoderTrainingConfig(training_type=args.training_type))
     plan = plan_records(train, train + test, config.classification_method, trained.core.processor.tokenizer)
     started = time.perf_counter()
@@ -78,6 +90,8 @@ def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespac
     metrics = encoder_metrics(test, predictions)
     return {
         "train_examples": len(train),
+        "val_examples": len(val),
+        "abstention_threshold": json.loads((result.model_dir / "outrider.json").read_text())["abstention_threshold"],
         "test_examples": len(test),
         "steps": result.steps,
         "train_seconds": round(result.train_seconds, 1),
@@ -85,6 +99,10 @@ def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespac
         "metrics": {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)},
         "per_label": {k: round(v["f1"], 3) for k, v in metrics["per_label"].items()},
     }
+
+
+def _short(metrics: dict) -> dict:
+    return {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
 
 
 def banking77(args: argparse.Namespace, work: Path) -> dict:
@@ -157,6 +175,7 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="of the training records, for validation")
     parser.add_argument("--per-label", type=int, default=0, help="Banking77: at most this many examples per label")
     parser.add_argument("--train-limit", type=int, default=0, help="WNUT-17: the first N training sentences")
     parser.add_argument("--spacy", action="store_true", help="WNUT-17: train spaCy's NER as the peer")

@@ -3,6 +3,7 @@ hands over passes the dataset format's validation, batches arrive as they are pr
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,24 +16,31 @@ from outrider.datasets.formats import validate_example
 from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
 from outrider.synthesis import SynthesisRequest, Teacher, synthesize
-from tests.conftest import ADMIN_KEY, SMOL, make_settings
+from tests.conftest import ADMIN_KEY, SMOL, RunningServer, make_settings
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def services(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path) -> Iterator:
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread while these tests run (the teacher here and the loopback server share the process):
+    on 2 cores shared with other work, two threads made decoding several times slower (measured: 8
+    classification examples in 70 s with one thread, 450 s with two)."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path) -> Iterator:
     from outrider.app_state import build_services
 
-    threads = torch.get_num_threads()
-    # One intra-op thread: on a CPU shared with other work, two threads made decoding several times slower
-    # (measured: 8 classification examples in 70 s with one thread, 450 s with two, on 2 busy cores).
-    built = build_services(make_settings(tmp_path_factory.mktemp("synthesis"), base_models_dir, torch_threads=1))
+    built = build_services(make_settings(tmp_path_factory.mktemp("synthesis"), base_models_dir))
     yield built
     built.close()
-    torch.set_num_threads(threads)
 
 
 def teacher_for(services, principal: Principal | None = None) -> Teacher:
@@ -119,3 +127,28 @@ async def test_a_teacher_the_caller_may_not_use_fails_the_run(services):
 
     with pytest.raises(PermissionDenied):
         await synthesize(teacher, SynthesisRequest("classification", 3, ["a", "b"]), on_examples=fail_if_called)
+
+
+async def test_an_upstream_teacher_is_asked_in_json_mode(
+    server: RunningServer, tmp_path: Path, base_models_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The upstream path end to end: the teacher is an OpenAI-compatible provider (this test suite's own server
+    on loopback, serving SmolLM2), so it gets JSON mode and the shape in the prompt instead of a schema."""
+    from outrider.app_state import build_services
+
+    monkeypatch.setenv("OUTRIDER_TEST_LOOP_KEY", ADMIN_KEY)
+    providers = tmp_path / "providers.json"
+    model = {"model": SMOL, "id": "loop/smol", "capabilities": ["chat", "json"]}
+    loop = {"name": "loop", "type": "openai", "base_url": f"{server.url}/v1", "api_key_env": "OUTRIDER_TEST_LOOP_KEY"}
+    providers.write_text(json.dumps({"providers": [{**loop, "models": [model]}]}))
+    upstream = build_services(make_settings(tmp_path / "data", base_models_dir, providers_file=providers))
+    try:
+        who = upstream.accounts.authenticate(ADMIN_KEY)
+        teacher = Teacher(upstream.generation, CallContext(who, "generation-job", "loop/smol", store=False))
+        assert (teacher.constrained, teacher.json_mode) == (False, True)
+        request = SynthesisRequest("classification", 2, ["positive", "negative"], domain_description="Coffee shops")
+        examples, summary = await run(teacher, request)
+        assert Counter(e["label"] for e in examples) == {"positive": 1, "negative": 1}
+        assert summary.attempts <= 16
+    finally:
+        await upstream.aclose()

@@ -60,7 +60,11 @@ def test_text_checks():
     assert text_problem("Hello there") == "too_short"
     assert text_problem("Please contact [company's name] today.") == "placeholder"
     assert text_problem("The result was 2738912739812739812738912738917 units.") == "garbled"
+    assert text_problem("Sounds like fun!🔍🔥🔬🔵🔴 , Smartwatch") == "garbled"
+    assert text_problem("It was helpful in my...I'mmorefearfulabout.So,justcheckmylist,thanks.") == "garbled"
+    assert text_problem("Here's the JSON we created: Acme, Bob.") == "prompt_echo"
     assert text_problem("The bank app works well for me.") is None
+    assert text_problem("Wow!!! See https://example.com/a/b for the new app...") is None
     assert text_problem("Use `pip install x` and **restart**.", allow_markup=True) is None
 
 

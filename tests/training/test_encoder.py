@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,8 @@ def test_a_reloaded_adapter_predicts_what_the_trained_model_did(lora_run):
 
     base = AutoExtractor.from_pretrained(metadata["base_path"])
     library = PeftModel.from_pretrained(base, str(result.model_dir)).get_base_model().eval()
+    calibrated = metadata["abstention_threshold"]  # chosen on the validation split; adapters keep it here
+    library.boundary_settings = replace(library.boundary_settings, abstention_threshold=calibrated)
     schema = Schema.from_dict({"entities": labels})
     reloaded = library.batch_extract(texts, [schema] * len(texts), threshold=0.5)
     figures = encoder_metrics(val, reloaded)
@@ -250,8 +253,9 @@ def test_the_registry_serves_a_trained_adapter_on_its_shared_base(lora_run, base
     settings = build_settings(
         data_dir=tmp_path / "data", base_models_dir=base_models_dir, model_dirs=[tmp_path / "models"]
     )
-    schema = ExtractionSchema.model_validate({"entities": ["person", "company"]})
-    text = entity_records(1, 5, held_out=True)[0]["input"]
+    val = entity_records(24, 1, held_out=True)
+    texts = [r["input"] for r in val]
+    schema = ExtractionSchema.model_validate({"entities": ["person", "company", "location"]})
 
     async def serve() -> tuple:
         with ThreadPoolExecutor(2) as executor:
@@ -260,11 +264,12 @@ def test_the_registry_serves_a_trained_adapter_on_its_shared_base(lora_run, base
             spec = registry.resolve("ner-adapter")
             adapter = (await registry.get(spec)).model
             base = (await registry.get(registry.resolve(spec.base_id))).model
-            found = adapter.extract([text], [adapter.prepare(schema)], 0.5)[0]
+            found = adapter.extract(texts, [adapter.prepare(schema)] * len(texts), 0.5)
             return spec, adapter, base, found, registry.loaded_ids()
 
     spec, adapter, base, found, loaded = asyncio.run(serve())
     assert spec.base_id == "outrider/gliner2-minilm-l6"
     assert adapter.base is base and adapter.model is base.model  # one copy of the weights
     assert set(loaded) == {"ner-adapter", "outrider/gliner2-minilm-l6"}
-    assert found["entities"]["person"], found
+    # the adapter, its heads and its calibrated abstention cut-off: the figures of the trained model
+    assert encoder_metrics(val, found)["f1"] == result.metrics["f1"]

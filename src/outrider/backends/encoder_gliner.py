@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,9 @@ class Gliner2Encoder:
         self.max_batch = max_batch
         self.label_head = label_head
         self.adapter: str | None = None  # the peft adapter this view runs with; None: the base's own weights
+        # An adapter's own abstention cut-off (calibrated in training; adapters have no config.json of their
+        # own), applied to the shared model for the adapter's calls only.
+        self.abstention: float | None = None
         self.shared = _SharedBase()
 
     @classmethod
@@ -214,6 +217,7 @@ class Gliner2Encoder:
         from peft import PeftModel
 
         from outrider.training.encoder_classification import LabelHead
+        from outrider.training.encoder_lora import read_metadata
 
         shared = self.shared
         with shared.lock:
@@ -224,7 +228,9 @@ class Gliner2Encoder:
                 shared.peft.load_adapter(str(folder), adapter_name=name)
             shared.peft.eval()
         log.info("loaded GLiNER2 adapter %s (%s) onto its shared base", model_id, name)
-        return Gliner2AdapterEncoder(self, name, model_id, LabelHead.load(folder))
+        view = Gliner2AdapterEncoder(self, name, model_id, LabelHead.load(folder))
+        view.abstention = read_metadata(folder).get("abstention_threshold")
+        return view
 
     def prepare(self, schema: ExtractionSchema) -> PreparedSchema:
         # Clients send the same schema again and again: compile each distinct one once.
@@ -275,7 +281,14 @@ class Gliner2Encoder:
                 yield
         else:
             peft.set_adapter(self.adapter)
-            yield
+            settings = getattr(self.model, "boundary_settings", None)
+            if self.abstention is not None and settings is not None:
+                self.model.boundary_settings = replace(settings, abstention_threshold=self.abstention)
+            try:
+                yield
+            finally:
+                if settings is not None:
+                    self.model.boundary_settings = settings
 
     def _extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float) -> list[dict]:
         results: list[dict] = [{} for _ in texts]

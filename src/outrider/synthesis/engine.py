@@ -61,7 +61,7 @@ class SynthesisRequest:
 class SynthesisSummary:
     generated: int = 0
     # Examples refused, by reason: invalid_json, invalid_value, repeated_value, span_not_in_text, unknown_label,
-    # empty_text, too_short, placeholder, garbled, duplicate, near_duplicate, over_quota, teacher_error,
+    # empty_text, too_short, placeholder, garbled, prompt_echo, duplicate, near_duplicate, over_quota, teacher_error,
     # invalid_example.
     rejected: dict[str, int] = field(default_factory=dict)
     teacher_tokens: Usage = field(default_factory=lambda: Usage(0, 0))

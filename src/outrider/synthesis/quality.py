@@ -22,9 +22,12 @@ _ENDS_SENTENCE = re.compile(r"[.!?…][\"')]*$")
 _WORD = re.compile(r"\w+")
 _SPACES = re.compile(r"\s+")
 _DIGIT_RUN = re.compile(r"\d{12,}")
+_SYMBOL_RUN = re.compile(r"[^\w\s]{5,}")
+_PROMPT_ECHO = re.compile(r"\bjson\b", re.IGNORECASE)
 _VALUE_TRIM = " \t,;:-'&/"
 MIN_TEXT_WORDS = 4
 MAX_WORD_CHARS = 30
+MAX_TOKEN_CHARS = 40  # between spaces: URLs fit, run-together sentences do not
 MAX_VALUE_CHARS = 60
 MAX_VALUE_WORDS = 5
 
@@ -74,8 +77,15 @@ def text_problem(text: str, *, allow_markup: bool = False) -> str | None:
     words = _WORD.findall(text)
     if len(words) < MIN_TEXT_WORDS:
         return "too_short"
-    if max(len(word) for word in words) > MAX_WORD_CHARS or _DIGIT_RUN.search(text):
-        return "garbled"  # digit runs, run-together words: a small model lost in its own output
+    if (
+        max(len(word) for word in words) > MAX_WORD_CHARS
+        or max(len(token) for token in text.split()) > MAX_TOKEN_CHARS
+        or _DIGIT_RUN.search(text)
+        or _SYMBOL_RUN.search(text)
+    ):
+        return "garbled"  # digit or emoji runs, run-together words: a small model lost in its own output
+    if _PROMPT_ECHO.search(text):
+        return "prompt_echo"  # "Here's the JSON we created: ..." talks about the request, not the domain
     return None
 
 

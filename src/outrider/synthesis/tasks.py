@@ -73,7 +73,7 @@ class Producer:
         self.topics: list[str] = list(ANGLES)
         self.value_counts: Counter[str] = Counter()
         # A weak teacher names the same "John Smith" again and again: each value may back a few examples only.
-        self.max_value_uses = max(2, math.ceil(0.05 * num_examples))
+        self.max_value_uses = max(2, math.ceil(0.01 * num_examples))
 
     async def ask(self, ask: Any, seed: int) -> TeacherReply:
         reply = await self.teacher.ask(ask, seed=seed)
@@ -152,6 +152,8 @@ async def produce_classification(
     problem = text_problem(text)
     if problem:
         return Rejected(problem)
+    if any(text.casefold().startswith(name.casefold() + ":") for name in labels):
+        return Rejected("prompt_echo")  # "Positive: ..." gives the answer away
     return Candidate({"text": text, "label": label}, text)
 
 

@@ -85,10 +85,31 @@ def load_adapter(folder: Path | str, trainable: bool = False) -> tuple[Any, Any]
 
 def adapter_usage(base_id: str, folder: str = "model") -> str:
     """Python that loads a GLiNER2 LoRA adapter with ``gliner2`` and ``peft`` alone (for the README)."""
-    return f"""from gliner2 import AutoExtractor
+    return f"""import dataclasses
+import json
+
+from gliner2 import AutoExtractor
 from peft import PeftModel
 
 base = AutoExtractor.from_pretrained("{base_id}")  # the base the adapter was trained on (a folder or hub id)
 model = PeftModel.from_pretrained(base, "{folder}").merge_and_unload().eval()  # a plain GLiNER2 model again
+# the abstention cut-off calibrated in training (an adapter has no config.json of its own to carry it)
+threshold = json.load(open("{folder}/outrider.json")).get("abstention_threshold")
+if threshold is not None:
+    model.boundary_settings = dataclasses.replace(model.boundary_settings, abstention_threshold=threshold)
 print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))
 """
+
+
+def merge_adapter(folder: Path | str) -> Any:
+    """The adapter merged into a fresh copy of its base: a plain GLiNER2 model whose ``save_pretrained``
+    writes a complete folder, with the abstention cut-off calibrated in training (``outrider.json``) in
+    its config, since an adapter folder has no ``config.json`` to carry it."""
+    from outrider.training.encoder import set_abstention
+
+    wrapped, _ = load_adapter(folder)
+    model = wrapped.merge_and_unload()
+    threshold = read_metadata(folder).get("abstention_threshold")
+    if threshold is not None:
+        set_abstention(model, threshold)
+    return model.eval()

@@ -47,10 +47,9 @@ def build_download(
 
 def merge_encoder_adapter(folder: Path, target: Path) -> Path:
     """The adapter merged into its base, saved as a complete GLiNER2 folder with Outrider's own files."""
-    from outrider.training.encoder_lora import load_adapter
+    from outrider.training.encoder_lora import merge_adapter
 
-    wrapped, _ = load_adapter(folder)
-    wrapped.merge_and_unload().save_pretrained(str(target))
+    merge_adapter(folder).save_pretrained(str(target))  # with the adapter's calibrated abstention cut-off
     for extra in folder.iterdir():
         if extra.is_file() and extra.name.startswith("outrider") and not (target / extra.name).exists():
             shutil.copy2(extra, target / extra.name)
