@@ -32,13 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from outrider.datasets.formats import to_gliner2  # noqa: E402
-from outrider.training.encoder import (  # noqa: E402
-    EncoderTrainingConfig,
-    gliner_schema,
-    plan_records,
-    predict,
-    run_encoder_training,
-)
+from outrider.training.encoder import EncoderTrainingConfig, plan_records, run_encoder_training  # noqa: E402
+from outrider.training.encoder_eval import gliner_schema, predict  # noqa: E402
 from outrider.training.metrics import encoder_metrics  # noqa: E402
 
 

@@ -10,9 +10,10 @@
 3. a seeded loop over batches with per-group learning rates (encoder or adapters / task heads / the
    classification MLP / the label head), linear warmup and decay, gradient clipping, and the boundary
    head's gold-injection schedule as ``gliner2``'s own trainer sets it;
-4. after every epoch (and every ``checkpoint_every_steps``) it predicts the validation records, scores
-   them (``metrics.encoder_metrics``) and saves a loadable checkpoint folder with ``outrider.json``;
-   a stop request saves what it has at once and returns without validating.
+4. after every epoch (and every ``checkpoint_every_steps``) it calibrates decoding on the validation
+   records (abstention cut-off and decision threshold, ``encoder_calibration``), predicts and scores them
+   (``metrics.encoder_metrics``) and saves a loadable checkpoint folder with ``outrider.json``; a stop
+   request saves what it has at once and returns without validating.
 
 The loop is ours rather than ``gliner2``'s ``ExtractorTrainer`` because the job needs progress per step,
 a stop within seconds, checkpoints with metrics, and learning rates per head, none of which that trainer
@@ -30,13 +31,19 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from outrider.training import encoder_classification as cls
+from outrider.training.encoder_calibration import Calibration, set_abstention, shifted
+from outrider.training.encoder_eval import (
+    StopDuringValidation,
+    calibrate_decoding,
+    gliner_schema,
+    validation_metrics,
+)
 from outrider.training.encoder_lora import METADATA_FILE, add_lora, is_encoder_adapter, load_adapter, read_metadata
-from outrider.training.metrics import encoder_metrics, extraction_metrics, gold_units
 
 log = logging.getLogger(__name__)
 
@@ -220,155 +227,6 @@ def _valid_gliner_indices(parts: list[dict[str, Any] | None]) -> set[int]:
     return {indexed[position][0] for position in valid}
 
 
-def gliner_schema(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
-    """The schema that asks for everything the records teach (``gliner2.Schema.from_dict`` input)."""
-    entities: dict[str, str | None] = {}
-    structures: dict[str, dict[str, dict[str, Any]]] = {}
-    relations: list[str] = []
-    for record in records:
-        output = record["output"]
-        described = output.get("entity_descriptions") or {}
-        for label in output.get("entities") or {}:
-            entities.setdefault(label, described.get(label))
-        descriptions = output.get("json_descriptions") or {}
-        for structure in output.get("json_structures") or []:
-            for name, fields in structure.items():
-                known = structures.setdefault(name, {})
-                for field_name, value in (fields or {}).items():
-                    spec = known.setdefault(field_name, {"name": field_name, "dtype": "str"})
-                    if isinstance(value, list):
-                        spec["dtype"] = "list"
-                    if isinstance(value, dict) and value.get("choices"):
-                        spec["choices"] = list(value["choices"])
-                    description = (descriptions.get(name) or {}).get(field_name)
-                    if description:
-                        spec["description"] = description
-        for relation in output.get("relations") or []:
-            relations += [name for name in relation if name not in relations]
-    schema: dict[str, Any] = {}
-    if entities:
-        schema["entities"] = {k: v or k for k, v in entities.items()} if any(entities.values()) else list(entities)
-    if structures:
-        schema["structures"] = {name: {"fields": list(fields.values())} for name, fields in structures.items()}
-    if relations:
-        schema["relations"] = relations
-    stock = [spec for name, spec in plan.tasks.items() if plan.methods[name] == "gliner"]
-    if stock:
-        schema["classifications"] = [{"task": s.task, "labels": s.labels, "multi_label": s.multi_label} for s in stock]
-    return schema
-
-
-# --- 3. Predicting and scoring -----------------------------------------------------------------------------
-
-
-class StopDuringValidation(Exception):
-    """A stop request arrived while the validation records were being predicted."""
-
-
-EVAL_CHUNK = 64  # records predicted between two looks at the stop flag
-
-
-def predict(
-    trainable: Trainable,
-    records: list[dict[str, Any]],
-    schema: dict[str, Any],
-    config: EncoderTrainingConfig,
-    should_stop: Callable[[], bool] | None = None,
-    label_head: bool = True,
-) -> list[dict[str, Any]]:
-    """gliner2-shaped predictions for ``records``: GLiNER2's own tasks through ``batch_extract``, the
-    label head's tasks through the head. Raises ``StopDuringValidation`` when ``should_stop`` rises."""
-    import torch
-    from gliner2 import Schema
-
-    core = trainable.core
-    head = trainable.label_head if label_head else None
-    built = Schema.from_dict(schema) if schema else None
-    predictions: list[dict[str, Any]] = []
-    core.eval()
-    core.processor.change_mode(is_training=False)
-    try:
-        with torch.no_grad():
-            for start in range(0, len(records), EVAL_CHUNK):
-                if should_stop and should_stop():
-                    raise StopDuringValidation
-                texts = [r["input"] for r in records[start : start + EVAL_CHUNK]]
-                if built is not None:
-                    chunk = core.batch_extract(
-                        texts, [built] * len(texts), batch_size=config.eval_batch_size, threshold=config.eval_threshold
-                    )
-                else:
-                    chunk = [{} for _ in texts]
-                for task in head.tasks if head is not None else ():
-                    answers = head.predict(core.encoder, core.processor.tokenizer, texts, task)
-                    for prediction, answer in zip(chunk, answers, strict=True):
-                        prediction[task] = answer
-                predictions += chunk
-    finally:
-        core.train()
-        core.processor.change_mode(is_training=True)
-    return predictions
-
-
-# Abstention thresholds tried on the validation split, and how many of its records the choice looks at.
-ABSTENTION_CANDIDATES = (0.5, 0.8, 0.95, 1.0)
-CALIBRATION_RECORDS = 200
-
-
-def set_abstention(core: Any, threshold: float) -> None:
-    """The boundary head's abstention cut-off, for decoding now and in the saved ``config.json``."""
-    settings = getattr(core, "boundary_settings", None)
-    if settings is None or not hasattr(settings, "abstention_threshold"):
-        return
-    core.boundary_settings = replace(settings, abstention_threshold=threshold)
-    if isinstance(getattr(core.config, "boundary_head", None), dict):
-        core.config.boundary_head["abstention_threshold"] = threshold
-
-
-def calibrate_abstention(
-    trainable: Trainable,
-    val_records: list[dict[str, Any]],
-    schema: dict[str, Any],
-    config: EncoderTrainingConfig,
-    should_stop: Callable[[], bool] | None = None,
-) -> float | None:
-    """Pick the abstention threshold with the best span F1 on (part of) the validation split.
-
-    The boundary head abstains for a whole query (an entity type, say) when its "nothing here" probability
-    passes ``abstention_threshold`` (0.5), before any span is scored. Trained on sparse data, where most
-    queries have no answer (WNUT-17: 6 types, about 0.6 mentions per sentence), that probability stays
-    above 0.5 for every query and the model extracts nothing: entity F1 0.0 on WNUT-17 dev after an epoch,
-    0.15 with abstention off. On dense data (the demo set) abstention costs nothing either way."""
-    sample = val_records[:CALIBRATION_RECORDS]
-    if not schema or not any(gold_units(r["output"]) for r in sample):
-        return None
-    scores = {}
-    for threshold in ABSTENTION_CANDIDATES:
-        set_abstention(trainable.core, threshold)
-        predictions = predict(trainable, sample, schema, config, should_stop, label_head=False)
-        scores[threshold] = extraction_metrics(sample, predictions)["f1"]
-    best = max(ABSTENTION_CANDIDATES, key=lambda t: (scores[t], -t))  # ties keep the library's stricter cut
-    set_abstention(trainable.core, best)
-    log.info("abstention threshold %.2f (validation span F1 by threshold: %s)", best, scores)
-    return best
-
-
-def validation_metrics(
-    trainable: Trainable,
-    val_records: list[dict[str, Any]],
-    schema: dict[str, Any],
-    config: EncoderTrainingConfig,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    if not val_records:
-        return {}
-    started = time.perf_counter()
-    calibrate_abstention(trainable, val_records, schema, config, should_stop)  # recorded in outrider.json
-    metrics = encoder_metrics(val_records, predict(trainable, val_records, schema, config, should_stop))
-    metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
-    return metrics
-
-
 # --- 4. Saving ---------------------------------------------------------------------------------------------
 
 
@@ -500,45 +358,54 @@ def run_encoder_training(
     step, loss_value, stopped, metrics, saved_at, epoch = 0, None, False, {}, -1, 0
     train_seconds = 0.0  # optimizer steps only: validation and saving are timed apart
 
-    def save(epoch: int, metrics: dict[str, Any]) -> None:
+    def save(epoch: int, metrics: dict[str, Any], calibration: Calibration | None) -> None:
         folder = out_dir / "checkpoints" / f"step-{step:06d}"
-        save_checkpoint(
-            trainable,
-            folder,
-            {
-                "kind": "encoder",
-                "training_type": "lora" if config.uses_lora else "full",
-                "base_model": trainable.base_id,
-                "base_path": str(Path(trainable.base_path).resolve())
-                if os.path.isdir(trainable.base_path)
-                else trainable.base_path,
-                "started_from": str(base_dir),
-                "hyperparameters": {**asdict(config), "rates": asdict(rates)},
-                "classification": plan.methods,
-                "abstention_threshold": getattr(core.boundary_settings, "abstention_threshold", None)
-                if hasattr(core, "boundary_settings")
-                else None,
-                "step": step,
-                "epoch": epoch,
-                "metrics": metrics,
-                "train_examples": len(plan.examples),
-                "val_examples": len(val_records),
-                "train_seconds": round(train_seconds, 2),
-            },
-        )
+        with shifted(core, calibration.logit_shift if calibration else 0.0):  # the saved weights carry it
+            save_checkpoint(
+                trainable,
+                folder,
+                {
+                    "kind": "encoder",
+                    "training_type": "lora" if config.uses_lora else "full",
+                    "base_model": trainable.base_id,
+                    "base_path": str(Path(trainable.base_path).resolve())
+                    if os.path.isdir(trainable.base_path)
+                    else trainable.base_path,
+                    "started_from": str(base_dir),
+                    "hyperparameters": {**asdict(config), "rates": asdict(rates)},
+                    "classification": plan.methods,
+                    "abstention_threshold": getattr(
+                        getattr(core, "boundary_settings", None), "abstention_threshold", None
+                    ),
+                    "calibration": asdict(calibration) if calibration else None,
+                    "step": step,
+                    "epoch": epoch,
+                    "metrics": metrics,
+                    "train_examples": len(plan.examples),
+                    "val_examples": len(val_records),
+                    "train_seconds": round(train_seconds, 2),
+                },
+            )
         checkpoints.append(folder)
         if on_checkpoint:
             on_checkpoint(folder, step, metrics)
 
+    calibrated: list[Calibration | None] = [None]  # the last calibration (a stop's checkpoint keeps it)
+    library_abstention = getattr(getattr(core, "boundary_settings", None), "abstention_threshold", 0.5)
+
     def validate_and_save(epoch: int) -> bool:
-        """Validate and save; False (nothing saved) when a stop request cut the validation short."""
+        """Calibrate decoding, validate and save; False (nothing saved) when a stop request cut it short."""
         nonlocal metrics, saved_at
         try:
-            figures = validation_metrics(trainable, val_records, schema, config, should_stop)
+            calibration = calibrate_decoding(trainable, val_records, schema, config, should_stop)
+            figures = validation_metrics(trainable, val_records, schema, config, should_stop, calibration)
         except StopDuringValidation:
+            last = calibrated[0]
+            set_abstention(core, last.abstention_threshold if last else library_abstention)
             return False
+        calibrated[0] = calibration
         metrics = {"train_loss": loss_value, **figures}
-        save(epoch, metrics)
+        save(epoch, metrics, calibration)
         saved_at = step
         return True
 
@@ -573,7 +440,7 @@ def run_encoder_training(
             stopped = True
         if stopped:
             # Return promptly: keep what was learned, skip (or abandon) validation.
-            save(epoch, {"train_loss": loss_value})
+            save(epoch, {"train_loss": loss_value}, calibrated[0])
             break
         if step >= total_steps:
             break

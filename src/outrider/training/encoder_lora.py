@@ -105,7 +105,7 @@ def merge_adapter(folder: Path | str) -> Any:
     """The adapter merged into a fresh copy of its base: a plain GLiNER2 model whose ``save_pretrained``
     writes a complete folder, with the abstention cut-off calibrated in training (``outrider.json``) in
     its config, since an adapter folder has no ``config.json`` to carry it."""
-    from outrider.training.encoder import set_abstention
+    from outrider.training.encoder_calibration import set_abstention
 
     wrapped, _ = load_adapter(folder)
     model = wrapped.merge_and_unload()
