@@ -392,6 +392,15 @@ def test_decoder_lora_job_is_served_on_chat_completions_and_inference(training_s
     )
     assert native.status_code == 200, native.text
     assert native.json()["completion"] == answer.choices[0].message.content  # the last checkpoint is the model
+    # the fine-tune is listed on the OpenAI surface for its account, and for nobody else
+    assert job["id"] in {m.id for m in client.models.list()}
+    assert client.models.retrieve(checkpoint["id"]).id == checkpoint["id"]
+    outsider = openai.OpenAI(
+        base_url=f"{training_server.url}/v1", api_key=new_account(admin, "openai-outsider"), max_retries=0
+    )
+    assert job["id"] not in {m.id for m in outsider.models.list()}
+    with pytest.raises(openai.NotFoundError):
+        outsider.models.retrieve(job["id"])
 
 
 def test_decoder_download_is_a_peft_adapter_that_answers_the_same(training_server, admin, decoder_lora, tmp_path):

@@ -57,14 +57,16 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         path_limits={"/datasets": settings.max_dataset_upload_bytes},
     )
     app.add_middleware(RateLimitHeaders)
+    # Routes are matched in order: the compatible surfaces (the gateway's hot path) first. No other route
+    # lives under /v1, and the two routers under /v1 have no path in common.
+    app.include_router(openai_router)
+    app.include_router(anthropic_router)
     app.include_router(native_router)
     app.include_router(admin_router)
     app.include_router(billing_router)
     app.include_router(datasets_router)
     app.include_router(generate_router)
     app.include_router(training_router)
-    app.include_router(anthropic_router)  # before the OpenAI router: both live under /v1
-    app.include_router(openai_router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict:

@@ -1,6 +1,6 @@
 """Upstream providers: models served by other servers, declared in the providers file, callable like local ones.
 
-``UpstreamProviders`` is built once by ``build_services``: one pooled ``httpx.AsyncClient`` per provider
+``UpstreamProviders`` is built once by ``build_services``: one pooled ``ProviderClient`` (aiohttp) per provider
 (its key, headers and timeouts), one ``UpstreamMonitor`` (cached health probe and circuit breaker) per
 model. ``register_models`` declares a ``ModelSpec`` per model (source ``upstream``, owned by the
 provider, with its price), so ``/models``, ``/v1/models`` and ``resolve`` see them next to local models.
@@ -9,14 +9,14 @@ provider, with its price), so ``/models``, ``/v1/models`` and ``resolve`` see th
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
 
-import httpx
-
 from outrider.backends.base import ModelSpec
 from outrider.backends.upstream_anthropic import ANTHROPIC_VERSION, AnthropicStream, messages_body
+from outrider.backends.upstream_client import TRANSPORT_ERRORS, ProviderClient, is_timeout
 from outrider.backends.upstream_config import ProviderConfig, ProvidersConfig, UpstreamModelConfig, load_providers
 from outrider.backends.upstream_health import UpstreamMonitor
 from outrider.backends.upstream_openai import OpenAIStream, chat_body, completion_body
@@ -35,7 +35,7 @@ class UpstreamModel:
     monitor: UpstreamMonitor  # set right after construction: it probes through this model
 
     def __init__(
-        self, model_id: str, provider: ProviderConfig, config: UpstreamModelConfig, client: httpx.AsyncClient
+        self, model_id: str, provider: ProviderConfig, config: UpstreamModelConfig, client: ProviderClient
     ) -> None:
         self.model_id = model_id
         self.provider = provider
@@ -92,15 +92,15 @@ class UpstreamModel:
         path = "/v1/models" if self.provider.type == "anthropic" else "/models"
         where = f"upstream '{self.provider.name}'"
         try:
-            response = await self.client.get(self.provider.base_url + path, timeout=self.provider.probe_timeout_s)
-        except httpx.TimeoutException:
-            return f"{where} did not answer its health probe within {self.provider.probe_timeout_s} s"
-        except httpx.HTTPError as exc:
+            status, content = await self.client.get(self.provider.base_url + path, self.provider.probe_timeout_s)
+        except TRANSPORT_ERRORS as exc:
+            if is_timeout(exc):
+                return f"{where} did not answer its health probe within {self.provider.probe_timeout_s} s"
             return f"{where} is unreachable: {type(exc).__name__}: {exc}"
-        if response.status_code >= 400:
-            return f"{where} answered {response.status_code} to GET {path}: {error_message(response.content)}"
+        if status >= 400:
+            return f"{where} answered {status} to GET {path}: {error_message(content)}"
         try:
-            listed = {str(m.get("id")) for m in response.json().get("data") or () if isinstance(m, dict)}
+            listed = {str(m.get("id")) for m in json.loads(content).get("data") or () if isinstance(m, dict)}
         except (ValueError, AttributeError):
             return None  # reachable and answering; not every server lists models in OpenAI's shape
         if listed and self.config.model not in listed:
@@ -114,7 +114,7 @@ class UpstreamProviders:
     def __init__(self, config: ProvidersConfig, settings: Settings, environ: dict[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         self.config = config
-        self.clients: dict[str, httpx.AsyncClient] = {}
+        self.clients: dict[str, ProviderClient] = {}
         self.models: dict[str, UpstreamModel] = {}
         for provider in config.providers:
             key, unusable = None, None
@@ -123,10 +123,11 @@ class UpstreamProviders:
                 if not key:
                     unusable = f"environment variable {provider.api_key_env} (provider '{provider.name}') is not set"
                     log.warning("upstream provider %s: %s; its models are unavailable", provider.name, unusable)
-            client = httpx.AsyncClient(
-                headers=_headers(provider, key),
-                timeout=httpx.Timeout(provider.timeout_s, connect=provider.connect_timeout_s),
-                limits=httpx.Limits(max_connections=provider.max_connections, max_keepalive_connections=20),
+            client = ProviderClient(
+                _headers(provider, key),
+                timeout_s=provider.timeout_s,
+                connect_timeout_s=provider.connect_timeout_s,
+                max_connections=provider.max_connections,
             )
             self.clients[provider.name] = client
             for entry in provider.models:

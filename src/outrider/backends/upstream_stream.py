@@ -30,8 +30,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
+from outrider.backends.upstream_client import TRANSPORT_ERRORS, ProviderClient, is_timeout, is_unreachable
 from outrider.backends.upstream_health import UpstreamMonitor
 from outrider.core.errors import (
     InvalidRequest,
@@ -53,7 +54,7 @@ _ESTIMATED_CHARS_PER_TOKEN = 4
 class UpstreamCall:
     """One request to send: where, with what, and whose breaker it feeds."""
 
-    client: httpx.AsyncClient
+    client: ProviderClient
     url: str
     body: dict[str, Any]
     model_id: str  # the id Outrider exposes, used in messages
@@ -111,20 +112,21 @@ def status_error(call: UpstreamCall, status: int, body: bytes, retry_after: str 
     return UpstreamError(f"{where}: {message}")
 
 
-def transport_error(call: UpstreamCall, exc: httpx.HTTPError) -> UpstreamError:
+def transport_error(call: UpstreamCall, exc: BaseException) -> UpstreamError:
     where = f"upstream '{call.provider}' for model '{call.model_id}'"
-    if isinstance(exc, httpx.TimeoutException):
+    if is_timeout(exc):
         return UpstreamError(f"{where} did not answer in time ({type(exc).__name__})", code="upstream_timeout")
-    if isinstance(exc, httpx.ConnectError):
+    if is_unreachable(exc):
         return UpstreamError(f"{where} is unreachable: {exc or type(exc).__name__}", code="upstream_unreachable")
     return UpstreamError(f"{where} failed: {type(exc).__name__}: {exc}")
 
 
-async def server_sent_events(response: httpx.Response) -> AsyncIterator[tuple[str | None, str]]:
+async def server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str]]:
     """(event name, data) pairs of an SSE body; multi-line data is joined with newlines."""
     event: str | None = None
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for raw in response.content:
+        line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
             if data:
                 yield event, "\n".join(data)
@@ -150,7 +152,7 @@ class UpstreamStream(ABC):
         self.completion_tokens: int | None = None
         self.finish_reason: FinishReason | None = None
         self.stop_sequence: str | None = None
-        self._response: httpx.Response | None = None
+        self._response: aiohttp.ClientResponse | None = None
         self._events: AsyncIterator[tuple[str | None, str]] | None = None
         self._opening: asyncio.Future[None] | None = None
         self._text: list[str] = []
@@ -190,18 +192,17 @@ class UpstreamStream(ABC):
         if self._cancelled:
             return
         try:
-            request = call.client.build_request("POST", call.url, json=call.body)
-            response = await call.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await call.client.post(call.url, call.body)
+        except TRANSPORT_ERRORS as exc:
             self._fail(transport_error(call, exc))
-        if response.status_code >= 400:
+        if response.status >= 400:
             try:
-                body = await response.aread()
-            except httpx.HTTPError:
+                body = await response.read()
+            except TRANSPORT_ERRORS:
                 body = b""
             finally:
-                await response.aclose()
-            self._fail(status_error(call, response.status_code, body, response.headers.get("retry-after")))
+                response.release()
+            self._fail(status_error(call, response.status, body, response.headers.get("retry-after")))
         self._response = response
         self._events = server_sent_events(response)
         if self._cancelled:  # cancelled while the request was in flight
@@ -209,7 +210,7 @@ class UpstreamStream(ABC):
             return
         try:
             await self._after_open()
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             await self._close()
             self._fail(transport_error(call, exc))
         except OutriderError as exc:
@@ -245,7 +246,7 @@ class UpstreamStream(ABC):
                 except Exception as exc:
                     if self._cancelled:  # cancel() closed the connection under the reader
                         break
-                    if isinstance(exc, httpx.HTTPError):
+                    if isinstance(exc, TRANSPORT_ERRORS):
                         self._fail(transport_error(self.call, exc))
                     self._fail(UpstreamError(f"reading upstream '{self.call.provider}' failed: {type(exc).__name__}"))
                 if item is None:
@@ -308,7 +309,7 @@ class UpstreamStream(ABC):
         if self._cancelled or self._result is not None or self._error is not None:
             return
         self._cancelled = True
-        if self._response is not None and not self._response.is_closed:
+        if self._response is not None and not self._response.closed:
             task = asyncio.get_running_loop().create_task(self._close())
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
@@ -330,11 +331,14 @@ class UpstreamStream(ABC):
             events, self._events = self._events, None
             with contextlib.suppress(Exception):  # already closed, or in use by a reader being cancelled
                 await events.aclose()  # type: ignore[attr-defined]
-        if self._response is not None and not self._response.is_closed:
-            try:
-                await self._response.aclose()
-            except Exception:
-                log.debug("closing the upstream response failed", exc_info=True)
+        response = self._response
+        if response is not None and not response.closed:
+            # Read to its end (drained): back to the pool. Otherwise close the connection, which is what
+            # stops an upstream that is still generating.
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
 
     # -- the result ---------------------------------------------------------------------------------------
     def _build_result(self, reason: FinishReason) -> GenerationResult:

@@ -66,10 +66,9 @@ class Recorder:
 
             def write(items: list[_Pending] = batch) -> None:
                 with self.db.session() as s:
+                    q.insert_inferences(s, [(i.inference_id, i.inference) for i in items if i.inference is not None])
+                    billing_q.insert_usages(s, [item.usage for item in items])
                     for item in items:
-                        if item.inference is not None:
-                            q.insert_inference(s, item.inference, inference_id=item.inference_id)
-                        billing_q.insert_usage(s, item.usage)
                         if item.hold is not None:
                             billing_q.settle(
                                 s,

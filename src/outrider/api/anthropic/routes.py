@@ -36,7 +36,7 @@ async def create_message(
     outcome = await active.collect()
     message = conv.message(message_id, model, outcome.result, outcome.usage)
     if active.routing is None:
-        return message
+        return JSONResponse(message)  # plain JSON already: no second pass through FastAPI's encoder
     # Non-streamed routed messages carry the decision as a field and the chosen model as a header.
     message["routing"] = active.routing.to_event()
     return JSONResponse(message, headers={"X-Outrider-Route": active.routing.model})

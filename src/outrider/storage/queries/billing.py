@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
@@ -201,6 +201,17 @@ def insert_usage(session: Session, new: NewUsage) -> str:
     usage_id = new_id("use")
     session.add(UsageRow(id=usage_id, created_at=now(), **new.__dict__))
     return usage_id
+
+
+def insert_usages(session: Session, records: list[NewUsage]) -> list[str]:
+    """Many usage records in one executemany (the recorder's group commit)."""
+    ids = [new_id("use") for _ in records]
+    if records:
+        created = now()
+        pairs = zip(ids, records, strict=True)
+        values = [{"id": usage_id, "created_at": created, **new.__dict__} for usage_id, new in pairs]
+        session.execute(insert(UsageRow), values)
+    return ids
 
 
 @dataclass(frozen=True)

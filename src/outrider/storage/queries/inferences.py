@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
@@ -72,6 +72,15 @@ def insert_inference(session: Session, new: NewInference, *, inference_id: str |
     session.add(row)
     session.flush()
     return _inference(row)
+
+
+def insert_inferences(session: Session, rows: list[tuple[str, NewInference]]) -> None:
+    """Many history records in one executemany (the recorder's group commit): several times cheaper per
+    row than ORM objects, which the gateway's latency budget notices."""
+    if rows:
+        created = now()
+        values = [{"id": inference_id, "created_at": created, **new.__dict__} for inference_id, new in rows]
+        session.execute(insert(InferenceRow), values)
 
 
 def get_inference(session: Session, inference_id: str, *, account_id: str) -> Inference | None:
@@ -151,9 +160,7 @@ def routing_evidence(session: Session, *, window: int) -> RoutingEvidence:
     """What routing learns from history at start-up: recent latencies per model, and the feedback verdicts
     on routed calls per (model, task)."""
     latencies: dict[str, list[float]] = {}
-    models = session.scalars(
-        select(InferenceRow.model_used).where(InferenceRow.task == "generate").distinct()
-    ).all()
+    models = session.scalars(select(InferenceRow.model_used).where(InferenceRow.task == "generate").distinct()).all()
     for model in models:
         recent = session.scalars(
             select(InferenceRow.latency_ms)
