@@ -19,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -392,6 +393,11 @@ def test_decoder_lora_job_is_served_on_chat_completions_and_inference(training_s
     )
     assert native.status_code == 200, native.text
     assert native.json()["completion"] == answer.choices[0].message.content  # the last checkpoint is the model
+    claude = anthropic.Anthropic(base_url=training_server.url, api_key=ADMIN_KEY, max_retries=0)
+    message = claude.messages.create(
+        model=checkpoint["id"], messages=question, max_tokens=12, extra_body={"temperature": 0}
+    )
+    assert message.model == checkpoint["id"] and message.content[0].text == native.json()["completion"]
     # the fine-tune is listed on the OpenAI surface for its account, and for nobody else
     assert job["id"] in {m.id for m in client.models.list()}
     assert client.models.retrieve(checkpoint["id"]).id == checkpoint["id"]
