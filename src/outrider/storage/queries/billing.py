@@ -204,13 +204,14 @@ def insert_usage(session: Session, new: NewUsage) -> str:
 
 
 def insert_usages(session: Session, records: list[NewUsage]) -> list[str]:
-    """Many usage records in one executemany (the recorder's group commit)."""
+    """Many usage records in one executemany on the table (the recorder's group commit; see
+    ``inferences.insert_inferences``)."""
     ids = [new_id("use") for _ in records]
     if records:
         created = now()
         pairs = zip(ids, records, strict=True)
         values = [{"id": usage_id, "created_at": created, **new.__dict__} for usage_id, new in pairs]
-        session.execute(insert(UsageRow), values)
+        session.execute(insert(UsageRow.__table__), values)
     return ids
 
 
