@@ -13,6 +13,10 @@ The requested ``model`` picks the behaviour, on ``POST /v1/chat/completions``, `
                      format, {"answer": "upstream"} when JSON was asked for (forced tool or output_config)
     no-usage         the same stream without any usage
 
+A request without ``stream: true`` gets the JSON answer instead: ``scripted`` and ``no-usage`` the whole
+text (with and without usage), ``error-midstream`` a 500, ``truncated`` a body cut short, ``hang-midstream``
+headers then nothing until the client goes away; ``status-NNN`` and ``hang`` as above.
+
 ``GET /v1/models`` lists the models and answers ``models_status`` (settable) so health probes can fail.
 Each request's body and headers are kept in ``requests``; ``probes`` counts model-list calls.
 """
@@ -75,6 +79,8 @@ class ScriptedUpstream:
             return web.json_response(error, status=status, headers=headers)
         if model == "hang":
             await asyncio.sleep(60)
+        if not body.get("stream"):
+            return await self._serve_whole(request, model, body, anthropic)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         events = self._anthropic_events(model, body) if anthropic else self._openai_events(model, request.path)
@@ -87,6 +93,60 @@ class ScriptedUpstream:
                 return response
             await response.write(event.encode())
         return response
+
+    async def _serve_whole(
+        self, request: web.Request, model: str, body: dict[str, Any], anthropic: bool
+    ) -> web.StreamResponse:
+        if model == "error-midstream":
+            return web.json_response({"error": {"message": "scripted failure"}}, status=500)
+        answer = json.dumps(
+            self._anthropic_message(model, body) if anthropic else self._openai_whole(model, request.path)
+        )
+        if model in ("truncated", "hang-midstream"):
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = len(answer) + 100  # promises more than it sends
+            await response.prepare(request)
+            await response.write(answer[:10].encode())
+            if model == "hang-midstream":
+                await self._wait_for_disconnect(request)
+            else:
+                request.transport.close()
+            return response
+        return web.Response(text=answer, content_type="application/json")
+
+    def _openai_whole(self, model: str, path: str) -> dict[str, Any]:
+        text = "".join(SCRIPTED_TEXT)
+        chat = path.endswith("chat/completions")
+        choice = {"index": 0, "finish_reason": "length"}
+        choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        usage = None if model == "no-usage" else {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        return {
+            "id": "x",
+            "object": "chat.completion" if chat else "text_completion",
+            "model": model,
+            "choices": [choice],
+            "usage": usage,
+        }
+
+    def _anthropic_message(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        tool = bool(body.get("tool_choice"))
+        if tool:
+            content = [{"type": "tool_use", "id": "t", "name": "json_output", "input": {"answer": "upstream"}}]
+        else:
+            text = '{"answer": "upstream"}' if body.get("output_config") else "".join(SCRIPTED_TEXT)
+            content = [{"type": "text", "text": text}]
+        message = {
+            "id": "m",
+            "type": "message",
+            "role": "assistant",
+            "content": content,
+            "model": model,
+            "stop_reason": "tool_use" if tool else "max_tokens",
+            "stop_sequence": None,
+        }
+        if model != "no-usage":
+            message["usage"] = {"input_tokens": 11, "output_tokens": 3}
+        return message
 
     async def _wait_for_disconnect(self, request: web.Request) -> None:
         for _ in range(1200):

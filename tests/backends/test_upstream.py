@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,81 @@ async def test_cancel_closes_the_upstream_stream_and_keeps_what_was_produced(ups
     assert model.monitor.consecutive_failures == 0  # a client going away is not the upstream's fault
 
 
+# -- whole answers (non-streaming callers) -------------------------------------------------------------------
+
+WHOLE = replace(PARAMS, stream=False)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "prompt", "path"),
+    [
+        ("oai/scripted", CHAT, "/v1/chat/completions"),
+        ("oai/scripted", "Once upon", "/v1/completions"),
+        ("ant/scripted", CHAT, "/v1/messages"),
+    ],
+)
+async def test_a_caller_that_wants_the_whole_answer_sends_one_non_streamed_request(
+    scripted, upstreams, model_id, prompt, path
+):
+    stream = upstreams.models[model_id].start(prompt, WHOLE)
+    await stream.opened()  # the whole answer is in once the request returns
+    chunks = [chunk.text async for chunk in stream]
+    assert chunks == ["".join(SCRIPTED_TEXT)]
+    result = stream.result
+    assert (result.text, result.finish_reason) == ("".join(SCRIPTED_TEXT), "length")
+    assert (result.prompt_tokens, result.completion_tokens, result.extra) == (11, 3, {})
+    sent = scripted.last()
+    assert sent["path"] == path and sent["body"]["stream"] is False and "stream_options" not in sent["body"]
+
+
+async def test_whole_anthropic_json_answers_come_from_the_forced_tool_or_the_text(scripted, upstreams):
+    model = upstreams.models["ant/scripted"]
+    forced = await model.start(CHAT, replace(WHOLE, json_mode=True)).collect()
+    assert json.loads(forced.text) == {"answer": "upstream"} and forced.finish_reason == "stop"
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    structured = await model.start(CHAT, replace(WHOLE, json_mode=True, json_schema=schema)).collect()
+    assert json.loads(structured.text) == {"answer": "upstream"}
+
+
+async def test_a_whole_answer_without_usage_is_estimated_from_its_length(upstreams):
+    result = await upstreams.models["oai/no-usage"].start(CHAT, WHOLE).collect()
+    assert result.completion_tokens == -(-len("".join(SCRIPTED_TEXT)) // 4) and result.prompt_tokens > 0
+    assert result.extra == {"usage_estimated": True}
+
+
+@pytest.mark.parametrize("provider", ["oai", "ant"])
+@pytest.mark.parametrize(
+    ("model", "code"),
+    [("error-midstream", "upstream_error"), ("truncated", "upstream_error"), ("hang-midstream", "upstream_timeout")],
+)
+async def test_a_whole_answer_that_fails_fails_before_any_token(upstreams, provider, model, code):
+    model_obj = upstreams.models[f"{provider}/{model}"]
+    stream = model_obj.start(CHAT, WHOLE)
+    with pytest.raises(UpstreamError) as caught:
+        await stream.opened()  # so a routed call can still fall back to the next model
+    assert caught.value.code == code and model_obj.monitor.consecutive_failures == 1
+
+
+async def test_cancelling_a_whole_request_closes_the_upstream_connection(scripted, upstreams):
+    before = scripted.disconnects
+    stream = upstreams.models["oai/hang-midstream"].start(CHAT, replace(WHOLE, max_tokens=9))
+    opening = asyncio.ensure_future(stream.opened())
+    for _ in range(100):  # until the upstream has the request
+        if scripted.requests and scripted.last()["body"].get("max_tokens") == 9:
+            break
+        await asyncio.sleep(0.01)
+    stream.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opening
+    result = await asyncio.wait_for(stream.wait_result(), 5)
+    assert result.finish_reason == "cancelled" and result.text == ""
+    for _ in range(100):
+        if scripted.disconnects > before:
+            break
+        await asyncio.sleep(0.02)
+    assert scripted.disconnects == before + 1
+
+
 # -- errors -------------------------------------------------------------------------------------------------
 
 
@@ -281,8 +357,11 @@ async def test_cancel_closes_the_upstream_stream_and_keeps_what_was_produced(ups
         ("hang", UpstreamError, "upstream_timeout", 502),
     ],
 )
-async def test_errors_before_the_first_token_map_to_domain_errors(upstreams, provider, model, error, code, status):
-    stream = upstreams.models[f"{provider}/{model}"].start(CHAT, PARAMS)
+@pytest.mark.parametrize("streamed", [True, False])
+async def test_errors_before_the_first_token_map_to_domain_errors(
+    upstreams, provider, model, error, code, status, streamed
+):
+    stream = upstreams.models[f"{provider}/{model}"].start(CHAT, PARAMS if streamed else WHOLE)
     with pytest.raises(error) as caught:
         await stream.opened()
     assert (caught.value.code, caught.value.status_code) == (code, status)

@@ -63,19 +63,19 @@ class UpstreamModel:
         prompt_chars = len(prompt) if isinstance(prompt, str) else sum(len(m.content) for m in prompt)
         if self.provider.type == "anthropic":
             body = messages_body(name, prompt, params, sampling=self.config.sampling)
-            call = self._call("/v1/messages", body, prompt_chars)
+            call = self._call("/v1/messages", body, prompt_chars, params)
             return AnthropicStream(call)
         if isinstance(prompt, str) and "completions" in capabilities:
             body = completion_body(name, prompt, params, sampling=self.config.sampling)
-            call = self._call("/completions", body, prompt_chars)
+            call = self._call("/completions", body, prompt_chars, params)
             return OpenAIStream(call, chat=False, stops=params.stop)
         # Without the 'completions' capability a raw prompt goes to the chat endpoint as one user turn.
         messages = prompt if isinstance(prompt, list) else [ChatMessage("user", prompt)]
         body = chat_body(name, messages, params, sampling=self.config.sampling)
-        call = self._call("/chat/completions", body, prompt_chars)
+        call = self._call("/chat/completions", body, prompt_chars, params)
         return OpenAIStream(call, chat=True, stops=params.stop)
 
-    def _call(self, path: str, body: dict[str, Any], prompt_chars: int) -> UpstreamCall:
+    def _call(self, path: str, body: dict[str, Any], prompt_chars: int, params: GenerationParams) -> UpstreamCall:
         return UpstreamCall(
             client=self.client,
             url=self.provider.base_url + path,
@@ -84,6 +84,7 @@ class UpstreamModel:
             provider=self.provider.name,
             monitor=self.monitor,
             prompt_chars=prompt_chars,
+            whole=not params.stream,
         )
 
     async def probe(self) -> str | None:

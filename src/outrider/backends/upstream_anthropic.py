@@ -1,5 +1,6 @@
 """Anthropic upstreams: neutral messages and parameters -> ``POST {base_url}/v1/messages`` with
-``stream: true``; the Messages event stream -> ``GenerationChunk``s.
+``stream: true``; the Messages event stream -> ``GenerationChunk``s (a caller that wants only the whole
+answer gets a non-streamed request, whose message becomes one chunk).
 
 Differences bridged here:
 - system messages become the top-level ``system``; consecutive turns of one role are merged, and
@@ -17,6 +18,7 @@ Differences bridged here:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,7 +51,7 @@ def messages_body(
             turns[-1]["content"] += "\n\n" + message.content
         else:
             turns.append({"role": role, "content": message.content})
-    body: dict[str, Any] = {"model": model, "max_tokens": params.max_tokens, "messages": turns, "stream": True}
+    body: dict[str, Any] = {"model": model, "max_tokens": params.max_tokens, "messages": turns, "stream": params.stream}
     if system:
         body["system"] = system
     if sampling and params.temperature != 1.0:
@@ -114,6 +116,24 @@ class AnthropicStream(UpstreamStream):
         elif kind == "error":
             self._raise_error(payload.get("error") or {})
         return pending
+
+    def _handle_whole(self, payload: dict[str, Any]) -> Iterable[GenerationChunk]:
+        """A non-streamed message: its text blocks (or the forced JSON tool's input), usage, stop reason."""
+        self._stopped = True
+        if payload.get("type") == "error":
+            self._raise_error(payload.get("error") or {})
+        self._record_usage(payload.get("usage") or {})
+        parts = []
+        for block in payload.get("content") or ():
+            if block.get("type") == "text":
+                parts.append(block.get("text") or "")
+            elif block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+                parts.append(json.dumps(block.get("input") or {}))
+        if payload.get("stop_reason"):
+            self.finish_reason = STOP_REASON.get(payload["stop_reason"], "stop")
+            self.stop_sequence = payload.get("stop_sequence")
+        text = "".join(parts)
+        return [GenerationChunk(text)] if text else []
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         if not usage:

@@ -1,6 +1,7 @@
 """OpenAI-compatible upstreams (OpenAI, vLLM, llama.cpp server, Ollama, LiteLLM, another Outrider):
 neutral messages and parameters -> ``POST {base_url}/chat/completions`` (or ``/completions``) with
-``stream: true`` and ``stream_options.include_usage``; streamed chunks -> ``GenerationChunk``s."""
+``stream: true`` and ``stream_options.include_usage``; streamed chunks -> ``GenerationChunk``s. A caller
+that wants only the whole answer gets a non-streamed request, whose JSON body becomes one chunk."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def completion_body(model: str, prompt: str, params: GenerationParams, *, sampli
 
 
 def _common(params: GenerationParams, sampling: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"max_tokens": params.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+    out: dict[str, Any] = {"max_tokens": params.max_tokens, "stream": params.stream}
+    if params.stream:
+        out["stream_options"] = {"include_usage": True}
     if sampling:  # reasoning models refuse these; their entries say sampling: false
         out["temperature"] = params.temperature
         out["top_p"] = params.top_p
@@ -79,10 +82,7 @@ class OpenAIStream(UpstreamStream):
             self._finished = True
             return ()
         payload = parse_json(self.call, data)
-        if "error" in payload:
-            error = payload["error"]
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            raise UpstreamError(f"upstream '{self.call.provider}' failed during generation: {message}")
+        self._check_error(payload)
         usage = payload.get("usage")
         if isinstance(usage, dict):
             self._usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
@@ -97,10 +97,33 @@ class OpenAIStream(UpstreamStream):
                 self._finish(choice)
         return chunks
 
-    def _choice_delta(self, choice: dict[str, Any]) -> tuple[str, tuple[TokenLogprob, ...]]:
+    def _handle_whole(self, payload: dict[str, Any]) -> Iterable[GenerationChunk]:
+        """A non-streamed chat completion or completion: the same fields as a chunk's, ``message`` for
+        ``delta``, usage always included."""
+        self._finished = True
+        self._check_error(payload)
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self._usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        for choice in payload.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            text, logprobs = self._choice_delta(choice, "message")
+            if choice.get("finish_reason"):
+                self._finish(choice)
+            return [GenerationChunk(text, logprobs)] if text or logprobs else []
+        raise UpstreamError(f"upstream '{self.call.provider}' answered without a choice for '{self.call.model_id}'")
+
+    def _check_error(self, payload: dict[str, Any]) -> None:
+        if "error" in payload:
+            error = payload["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise UpstreamError(f"upstream '{self.call.provider}' failed during generation: {message}")
+
+    def _choice_delta(self, choice: dict[str, Any], key: str = "delta") -> tuple[str, tuple[TokenLogprob, ...]]:
         raw = choice.get("logprobs")
         if self.chat:
-            text = (choice.get("delta") or {}).get("content") or ""
+            text = (choice.get(key) or {}).get("content") or ""
             entries = raw.get("content") if isinstance(raw, dict) else None
             logprobs = tuple(
                 TokenLogprob(

@@ -1,8 +1,11 @@
-"""Calling an upstream provider: the streamed HTTP call, its Server-Sent Events, and its errors.
+"""Calling an upstream provider: the HTTP call, its Server-Sent Events or JSON body, and its errors.
 
-Every upstream generation is requested with ``stream: true`` whatever the client asked for: one code
-path, tokens reach a streaming client as the upstream produces them, and a client that goes away closes
-the upstream connection (which stops generation there). Non-streaming clients get the collected result.
+A streaming caller's generation is requested with ``stream: true``: tokens reach the client as the
+upstream produces them, and a client that goes away closes the upstream connection (which stops
+generation there). A caller that wants only the whole answer (``GenerationParams.stream`` false: a
+non-streaming client, the synthesis teacher) gets a non-streamed request (``UpstreamCall.whole``): one
+JSON body, parsed once, whose usage every OpenAI-compatible server reports (some leave it out of streams,
+where it would be estimated). Both kinds are read through the same ``GenerationStream`` interface.
 
 Errors become domain errors here, in one place:
 
@@ -61,6 +64,7 @@ class UpstreamCall:
     provider: str
     monitor: UpstreamMonitor
     prompt_chars: int  # to estimate usage when an upstream reports none
+    whole: bool = False  # a non-streamed request: the answer comes as one JSON body
 
 
 def counts_against_health(error: OutriderError) -> bool:
@@ -159,6 +163,7 @@ class UpstreamStream(ABC):
         self._logprobs: list[TokenLogprob] = []
         self._chunks = 0
         self._usage_reported = False
+        self._whole_chunks: list[GenerationChunk] = []  # a non-streamed answer, read at opening
         self._result: GenerationResult | None = None
         self._error: OutriderError | None = None
         self._cancelled = False
@@ -172,6 +177,10 @@ class UpstreamStream(ABC):
     @abstractmethod
     def _done(self) -> bool:
         """True once the upstream's final event arrived."""
+
+    def _handle_whole(self, payload: dict[str, Any]) -> Iterable[GenerationChunk]:
+        """Translate a non-streamed answer (recording usage and the finish reason; ``_done`` is then true)."""
+        raise NotImplementedError
 
     async def _after_open(self) -> None:
         """Read what the upstream sends before any token (Anthropic's message_start), if anything."""
@@ -203,6 +212,9 @@ class UpstreamStream(ABC):
             finally:
                 response.release()
             self._fail(status_error(call, response.status, body, response.headers.get("retry-after")))
+        if call.whole:
+            await self._read_whole(response)
+            return
         self._response = response
         self._events = server_sent_events(response)
         if self._cancelled:  # cancelled while the request was in flight
@@ -215,6 +227,24 @@ class UpstreamStream(ABC):
             self._fail(transport_error(call, exc))
         except OutriderError as exc:
             await self._close()
+            self._fail(exc)
+
+    async def _read_whole(self, response: aiohttp.ClientResponse) -> None:
+        call = self.call
+        try:
+            content = await response.read()
+        except TRANSPORT_ERRORS as exc:
+            response.close()
+            self._fail(transport_error(call, exc))
+        except asyncio.CancelledError:  # cancel(): closing the connection is what stops the upstream
+            response.close()
+            raise
+        response.release()  # read to its end: the connection goes back to the pool
+        if self._cancelled:
+            return
+        try:
+            self._whole_chunks = list(self._handle_whole(parse_json(call, content.decode("utf-8", "replace"))))
+        except OutriderError as exc:
             self._fail(exc)
 
     def _fail(self, error: OutriderError) -> None:
@@ -240,6 +270,10 @@ class UpstreamStream(ABC):
         finished = False
         try:
             await self.opened()
+            whole, self._whole_chunks = self._whole_chunks, []
+            for chunk in whole:  # a non-streamed answer: already complete
+                self._take(chunk)
+                yield chunk
             while not self._cancelled and not self._done():
                 try:
                     item = await self._next_event()
@@ -259,9 +293,7 @@ class UpstreamStream(ABC):
                         )
                     )
                 for chunk in self._handle(*item):
-                    self._chunks += 1
-                    self._text.append(chunk.text)
-                    self._logprobs.extend(chunk.logprobs)
+                    self._take(chunk)
                     yield chunk
             if self._done():
                 self._result = self._build_result(self.finish_reason or "stop")
@@ -280,6 +312,11 @@ class UpstreamStream(ABC):
             if not finished and self._error is None:  # the consumer stopped early: stop the upstream too
                 self._cancelled = True
             await self._close()
+
+    def _take(self, chunk: GenerationChunk) -> None:
+        self._chunks += 1
+        self._text.append(chunk.text)
+        self._logprobs.extend(chunk.logprobs)
 
     @property
     def result(self) -> GenerationResult:
@@ -309,6 +346,8 @@ class UpstreamStream(ABC):
         if self._cancelled or self._result is not None or self._error is not None:
             return
         self._cancelled = True
+        if self.call.whole and self._opening is not None and not self._opening.done():
+            self._opening.cancel()  # aborts the request: the upstream sees the connection close
         if self._response is not None and not self._response.closed:
             task = asyncio.get_running_loop().create_task(self._close())
             _BACKGROUND.add(task)
@@ -346,8 +385,10 @@ class UpstreamStream(ABC):
         prompt, completion, extra = self.prompt_tokens, self.completion_tokens, {}
         if reason == "cancelled" or not self._usage_reported or completion is None:
             # No final usage from the upstream (cancelled early, or a server that does not report usage in
-            # streams): about one token per streamed chunk, the prompt from its length. Marked as estimated.
-            completion = max(completion or 0, self._chunks)
+            # streams): about one token per streamed chunk (a whole answer: from its length), the prompt from
+            # its length. Marked as estimated.
+            produced = -(-len(text) // _ESTIMATED_CHARS_PER_TOKEN) if self.call.whole else self._chunks
+            completion = max(completion or 0, produced)
             if not prompt:
                 prompt = -(-self.call.prompt_chars // _ESTIMATED_CHARS_PER_TOKEN)
             extra = {"usage_estimated": True}

@@ -31,6 +31,7 @@ class GenerationParams:
     top_logprobs: int = 0  # and this many alternatives per position
     json_mode: bool = False  # constrain the output to a JSON object
     json_schema: dict[str, Any] | None = None  # constrain the output to JSON valid under this schema
+    stream: bool = True  # the caller reads tokens as they come; False: only the whole answer is wanted
 
 
 @dataclass(frozen=True)

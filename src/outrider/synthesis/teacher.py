@@ -52,6 +52,7 @@ class Teacher:
             seed=seed,
             json_schema=ask.schema if self.constrained else None,
             json_mode=self.json_mode,
+            stream=False,  # the whole answer is parsed at once
         )
         request = GenerationRequest(model_id=self.model_id, messages=[ChatMessage("user", ask.prompt)], params=params)
         outcome = await self.generation.generate(self.ctx, request)

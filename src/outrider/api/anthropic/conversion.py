@@ -45,6 +45,7 @@ def to_request(body: MessagesRequest) -> GenerationRequest:
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
         stop=tuple(body.stop_sequences or ()),
+        stream=bool(body.stream),
     )
     routing = RoutingOptions.from_wire(body.routing)
     return GenerationRequest(model_id=body.model, messages=to_messages(body), params=params, routing=routing)

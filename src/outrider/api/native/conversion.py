@@ -37,6 +37,7 @@ def to_generation(body: InferenceRequest) -> GenerationRequest:
             top_p=body.top_p,
             stop=tuple(body.stop or ()),
             seed=body.seed,
+            stream=False,  # the native surface answers generation in one JSON body
         ),
         routing=RoutingOptions.from_wire(body.routing),
     )

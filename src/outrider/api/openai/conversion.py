@@ -64,6 +64,7 @@ def to_chat_request(body: ChatCompletionRequest) -> GenerationRequest:
         seed=body.seed,
         logprobs=body.logprobs,
         top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
+        stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.json_schema.schema_ if fmt and fmt.json_schema else None),
     )
     return GenerationRequest(
@@ -87,6 +88,7 @@ def to_completion_request(body: CompletionRequest) -> GenerationRequest:
         seed=body.seed,
         logprobs=body.logprobs is not None,
         top_logprobs=body.logprobs or 0,
+        stream=bool(body.stream),
     )
     return GenerationRequest(
         model_id=body.model, prompt=prompts[0], params=params, n=body.n, routing=RoutingOptions.from_wire(body.routing)
@@ -109,6 +111,7 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
         max_tokens=body.max_output_tokens or DEFAULT_MAX_TOKENS,
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
+        stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.schema_ if fmt else None),
     )
     return GenerationRequest(
