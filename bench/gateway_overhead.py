@@ -8,7 +8,9 @@ with that upstream declared in a providers file, and LiteLLM's proxy (``litellm[
 same upstream. Each is driven with the same non-streaming chat requests: sequentially for latency
 (p50/p99, and the added latency = gateway p50 - direct p50), then with N concurrent clients for requests/s.
 Outrider runs as deployed: key authentication, rate limiting, usage records and history in SQLite.
-Targets: added latency p50 < 1 ms, >= 3x LiteLLM's requests/s on the same machine.
+Targets: added latency p50 < 1 ms, >= 3x LiteLLM's requests/s on the same machine. ``--pin`` gives the
+gateway under test a core of its own (Linux), as a deployment would, instead of sharing every core with the
+load generator and the upstream.
 """
 
 from __future__ import annotations
@@ -91,9 +93,12 @@ def wait_until_up(url: str, process: subprocess.Popen, headers: dict | None = No
 
 
 @contextmanager
-def started(command: list[str], probe: str, env: dict | None = None, headers: dict | None = None) -> Iterator[None]:
+def started(
+    command: list[str], probe: str, env: dict | None = None, headers: dict | None = None, cpus: set[int] | None = None
+) -> Iterator[None]:
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     process = subprocess.Popen(
-        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pin
     )
     try:
         wait_until_up(probe, process, headers)
@@ -160,7 +165,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="sequential requests (x2 for the rps run)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients of the rps run")
     parser.add_argument("--litellm", default=shutil.which("litellm"), help="the litellm executable (proxy extra)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the gateway under test to the last core, the load generator and the upstream to the others",
+    )
     args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    gateway_cpus = {cores[-1]} if args.pin and len(cores) > 1 else None
+    if gateway_cpus:
+        os.sched_setaffinity(0, set(cores[:-1]))  # the load generator; the upstream inherits it
 
     work = Path(tempfile.mkdtemp(prefix="outrider-gateway-bench-"))
     up_port, or_port, ll_port = free_port(), free_port(), free_port()
@@ -195,7 +209,7 @@ def main() -> None:
         with started([sys.executable, str(work / "upstream.py"), str(up_port)], f"{upstream}/models"):
             results.append(measure("upstream direct", upstream, UPSTREAM_MODEL, {}, args))
             serve = [sys.executable, "-m", "outrider", "serve", "--port", str(or_port)]
-            with started(serve, f"http://127.0.0.1:{or_port}/health", outrider_env):
+            with started(serve, f"http://127.0.0.1:{or_port}/health", outrider_env, cpus=gateway_cpus):
                 results.append(
                     measure(
                         "outrider", f"http://127.0.0.1:{or_port}/v1", f"mock/{UPSTREAM_MODEL}", {"X-API-Key": KEY}, args
@@ -211,7 +225,7 @@ def main() -> None:
                     "--num_workers",
                     "1",
                 ]
-                with started(litellm, f"http://127.0.0.1:{ll_port}/health/liveliness", ll_env):
+                with started(litellm, f"http://127.0.0.1:{ll_port}/health/liveliness", ll_env, cpus=gateway_cpus):
                     ll_url = f"http://127.0.0.1:{ll_port}/v1"
                     results.append(measure("litellm proxy", ll_url, UPSTREAM_MODEL, ll_headers, args))
             else:
@@ -220,10 +234,12 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     direct = results[0]
-    print(
-        f"{args.requests} sequential requests, then {args.requests * 2} with {args.concurrency} clients; "
-        f"{os.cpu_count()} cores shared by client, gateway and upstream"
+    where = (
+        f"gateways pinned to core {cores[-1]}, load generator and upstream on the other {len(cores) - 1}"
+        if gateway_cpus
+        else f"{len(cores)} cores shared by client, gateway and upstream"
     )
+    print(f"{args.requests} sequential requests, then {args.requests * 2} with {args.concurrency} clients; {where}")
     print(f"{'':18}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'req/s':>9}")
     for row in results:
         added = "" if row is direct else f"{row['p50'] - direct['p50']:.2f}"
