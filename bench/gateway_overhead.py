@@ -7,7 +7,9 @@ with that upstream declared in a providers file, and LiteLLM's proxy (``litellm[
 ``--litellm`` points at its ``litellm`` executable; install it in its own virtualenv) configured for the
 same upstream. Each is driven with the same non-streaming chat requests: sequentially for latency
 (p50/p99, and the added latency = gateway p50 - direct p50), then with N concurrent clients for requests/s.
-Outrider runs as deployed: key authentication, rate limiting, usage records and history in SQLite.
+Outrider runs as deployed: key authentication, rate limiting, usage records and history in SQLite; once
+with the bootstrap admin's key (unlimited credit: metered, not reserved) and once with a key on credits
+("metered": each call reserves its most possible cost first and is charged exactly when it ends).
 Targets: added latency p50 < 1 ms, >= 3x LiteLLM's requests/s on the same machine. ``--pin`` gives the
 gateway under test a core of its own (Linux), as a deployment would, instead of sharing every core with the
 load generator and the upstream.
@@ -111,6 +113,18 @@ def started(
             process.kill()
 
 
+def account_on_credit(url: str) -> str:
+    """A new account with $1,000 of credit (through the admin API); returns its key."""
+    admin = {"X-API-Key": KEY}
+    created = httpx.post(f"{url}/accounts", json={"name": "bench-metered"}, headers=admin)
+    created.raise_for_status()
+    granted = httpx.post(
+        f"{url}/credits/grants", json={"account_name": "bench-metered", "amount_usd": 1000}, headers=admin
+    )
+    granted.raise_for_status()
+    return created.json()["api_key"]["key"]
+
+
 def chat_body(model: str) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 
@@ -181,7 +195,14 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}/v1"
     (work / "upstream.py").write_text(UPSTREAM_SOURCE)
     providers = {
-        "providers": [{"name": "mock", "type": "openai", "base_url": upstream, "models": [{"model": UPSTREAM_MODEL}]}]
+        "providers": [
+            {
+                "name": "mock",
+                "type": "openai",
+                "base_url": upstream,
+                "models": [{"model": UPSTREAM_MODEL, "price": [0.2, 0.6]}],
+            }
+        ]
     }
     (work / "providers.json").write_text(json.dumps(providers))
     (work / "litellm.yaml").write_text(
@@ -210,11 +231,11 @@ def main() -> None:
             results.append(measure("upstream direct", upstream, UPSTREAM_MODEL, {}, args))
             serve = [sys.executable, "-m", "outrider", "serve", "--port", str(or_port)]
             with started(serve, f"http://127.0.0.1:{or_port}/health", outrider_env, cpus=gateway_cpus):
-                results.append(
-                    measure(
-                        "outrider", f"http://127.0.0.1:{or_port}/v1", f"mock/{UPSTREAM_MODEL}", {"X-API-Key": KEY}, args
-                    )
-                )
+                or_url, or_model = f"http://127.0.0.1:{or_port}", f"mock/{UPSTREAM_MODEL}"
+                results.append(measure("outrider", f"{or_url}/v1", or_model, {"X-API-Key": KEY}, args))
+                # A key on credits: each call also reserves its most possible cost and is charged exactly.
+                metered = account_on_credit(or_url)
+                results.append(measure("outrider, metered", f"{or_url}/v1", or_model, {"X-API-Key": metered}, args))
             if args.litellm:
                 litellm = [
                     args.litellm,
@@ -240,10 +261,10 @@ def main() -> None:
         else f"{len(cores)} cores shared by client, gateway and upstream"
     )
     print(f"{args.requests} sequential requests, then {args.requests * 2} with {args.concurrency} clients; {where}")
-    print(f"{'':18}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'req/s':>9}")
+    print(f"{'':20}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'req/s':>9}")
     for row in results:
         added = "" if row is direct else f"{row['p50'] - direct['p50']:.2f}"
-        print(f"{row['name']:18}{row['p50']:>9.2f}{row['p99']:>9.2f}{added:>11}{row['rps']:>9.0f}")
+        print(f"{row['name']:20}{row['p50']:>9.2f}{row['p99']:>9.2f}{added:>11}{row['rps']:>9.0f}")
     by_name = {r["name"]: r for r in results}
     if "litellm proxy" in by_name:
         print(f"outrider / litellm requests/s: {by_name['outrider']['rps'] / by_name['litellm proxy']['rps']:.1f}x")

@@ -57,7 +57,6 @@ class Services:
         self.close()
 
     def close(self) -> None:
-        self.generation.recorder.close()  # the history/usage writer: what was handed to it is written
         self.registry.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.db.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -64,9 +65,21 @@ def charge_kind(surface: str) -> str:
     return {"generation-job": "generation", "training-job": "training"}.get(surface, "inference")
 
 
+@dataclass
+class _Ask:
+    """One reservation waiting for the next batch; its future gets None (reserved) or the short balance."""
+
+    account_id: str
+    amount: int
+    future: asyncio.Future
+
+
 class BillingService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._asks: list[_Ask] = []
+        self._reserver: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
 
     def clear_stale_reservations(self) -> None:
         with self.db.session() as s:
@@ -84,20 +97,58 @@ class BillingService:
         if amount <= 0:
             return None
         account_id = principal.account.id
-
-        def reserve() -> Balance | None:
-            with self.db.session() as s:
-                if q.reserve(s, account_id, amount):
-                    return None
-                return q.get_balance(s, account_id)
-
-        short = await asyncio.to_thread(reserve)
+        ask = _Ask(account_id, amount, asyncio.get_running_loop().create_future())
+        self._asks.append(ask)
+        if self._reserver is None or self._reserver.done():
+            self._reserver = asyncio.create_task(self._reserve_queued())
+        try:
+            short = await asyncio.shield(ask.future)
+        except asyncio.CancelledError:
+            # The caller went away: a reservation committed anyway must not stay held.
+            ask.future.add_done_callback(self._release_orphan(account_id, amount))
+            raise
         if short is not None:
             raise InsufficientCredits(
                 f"insufficient credits: this call may cost up to ${amount / MICRO_USD:.6f} and the available "
                 f"balance is ${max(short.available_micro_usd, 0) / MICRO_USD:.6f}; ask an admin for a credit grant"
             )
         return Hold(account_id, amount)
+
+    async def _reserve_queued(self) -> None:
+        """Group commit for reservations: the ones that arrived while a batch was written go in the next,
+        one conditional ``UPDATE`` each, in order, in one transaction (so the balance can never be over-
+        reserved, and concurrent calls on credit cost one commit instead of one each)."""
+        loop = asyncio.get_running_loop()
+        while self._asks:
+            batch, self._asks = self._asks, []
+
+            def write(asks: list[_Ask] = batch) -> list[Balance | None]:
+                with self.db.session() as s:
+                    return [
+                        None if q.reserve(s, ask.account_id, ask.amount) else q.get_balance(s, ask.account_id)
+                        for ask in asks
+                    ]
+
+            try:
+                outcomes = await loop.run_in_executor(self.db.writer, write)
+            except Exception as exc:  # nothing was reserved: every caller in the batch gets the error
+                for ask in batch:
+                    if not ask.future.done():
+                        ask.future.set_exception(exc)
+                continue
+            for ask, outcome in zip(batch, outcomes, strict=True):
+                if not ask.future.done():
+                    ask.future.set_result(outcome)
+
+    def _release_orphan(self, account_id: str, amount: int) -> Callable[[asyncio.Future], None]:
+        def on_done(future: asyncio.Future) -> None:
+            if future.cancelled() or future.exception() is not None or future.result() is not None:
+                return  # nothing was reserved
+            task = asyncio.get_running_loop().create_task(self.release(Hold(account_id, amount)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        return on_done
 
     async def release(self, hold: Hold | None) -> None:
         """Free a reservation whose call ended without being recorded (refused, or failed before running)."""
@@ -110,7 +161,7 @@ class BillingService:
                 q.release(s, hold.account_id, hold.amount)
 
         try:
-            await asyncio.to_thread(release)
+            await asyncio.get_running_loop().run_in_executor(self.db.writer, release)
         except Exception:
             log.exception("could not release a credit reservation of %d for %s", hold.amount, hold.account_id)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,17 +59,11 @@ class Recorder:
         self._pending: set[asyncio.Task] = set()
         self._queue: list[_Pending] = []
         self._writer: asyncio.Task | None = None
-        # One thread of its own: writes are one at a time anyway (group commit), and handing them to a
-        # dedicated thread costs less per call than the loop's shared pool (0.49 vs 0.58 ms for a
-        # usage + history transaction here).
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-recorder")
-
-    def close(self) -> None:
-        """Stop the writer thread once the writes handed to it are done."""
-        self._thread.shutdown(wait=True)
 
     async def _in_thread(self, work: Callable[[], None]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        # The database's writer thread: cheaper per call than the loop's shared pool (0.49 vs 0.58 ms for a
+        # usage + history transaction here), and shared with credit reservations so they never contend.
+        await asyncio.get_running_loop().run_in_executor(self.db.writer, work)
 
     async def _write_queued(self) -> None:
         while self._queue:

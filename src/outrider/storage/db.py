@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +37,10 @@ class Database:
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # One thread for the per-call write transactions (call records, credit reservations), each batching
+        # the calls that arrived meanwhile: one at a time, they never wait on each other's SQLite write lock
+        # inside this process, and handing work to it costs less than to a shared pool.
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-db-writer")
 
     def migrate(self) -> None:
         """Apply every pending Alembic migration (idempotent; runs at start-up)."""
@@ -53,4 +58,5 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        self.writer.shutdown(wait=True)  # what was handed to the writer is written first
         self.engine.dispose()

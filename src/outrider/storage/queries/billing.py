@@ -83,21 +83,22 @@ def _transaction(
     description: str | None = None,
     created_by: str | None = None,
 ) -> CreditTransaction:
-    row = CreditTransactionRow(
-        id=new_id("txn"),
-        account_id=account_id,
-        kind=kind,
-        amount_micro_usd=amount,
-        balance_after_micro_usd=balance_after,
-        reference_id=reference_id,
-        api_key_id=api_key_id,
-        model_id=model_id,
-        description=description,
-        created_by=created_by,
-        created_at=now(),
-    )
-    session.add(row)
-    return _credit_transaction(row)
+    fields = {
+        "id": new_id("txn"),
+        "account_id": account_id,
+        "kind": kind,
+        "amount_micro_usd": amount,
+        "balance_after_micro_usd": balance_after,
+        "reference_id": reference_id,
+        "api_key_id": api_key_id,
+        "model_id": model_id,
+        "description": description,
+        "created_by": created_by,
+        "created_at": now(),
+    }
+    # A Core insert: every charged call writes one, and ORM objects cost a flush each.
+    session.execute(insert(CreditTransactionRow.__table__).values(**fields))
+    return _credit_transaction(CreditTransactionRow(**fields))
 
 
 def add_credit(
