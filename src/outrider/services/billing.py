@@ -120,7 +120,9 @@ class BillingService:
         reserved, and concurrent calls on credit cost one commit instead of one each)."""
         loop = asyncio.get_running_loop()
         while self._asks:
-            batch, self._asks = self._asks, []
+            # Asks left by an event loop that has ended (its caller is gone with it) are dropped unreserved.
+            batch = [ask for ask in self._asks if ask.future.get_loop() is loop]
+            self._asks = []
 
             def write(asks: list[_Ask] = batch) -> list[Balance | None]:
                 with self.db.session() as s:
