@@ -470,3 +470,21 @@ def test_a_missing_key_variable_makes_the_provider_unavailable(tmp_path, scripte
     )
     with pytest.raises(UpstreamError, match="SCRIPTED_KEY"):
         providers.models["oai/scripted"].start(CHAT, PARAMS)
+
+
+def test_a_provider_client_serves_each_event_loop_with_a_session_of_its_own(scripted, tmp_path):
+    # build_services runs before the server's loop exists, and tests run loops of their own.
+    settings = build_settings(data_dir=tmp_path)
+    providers = UpstreamProviders(providers_config(scripted.url), settings, environ={"SCRIPTED_KEY": KEY})
+    model = providers.models["oai/scripted"]
+    client = providers.clients["oai"]
+
+    async def call() -> tuple[str, object]:
+        result = await model.start(CHAT, WHOLE).collect()
+        return result.text, client.session()
+
+    first_text, first_session = asyncio.run(call())
+    second_text, second_session = asyncio.run(call())
+    assert first_text == second_text == "".join(SCRIPTED_TEXT)
+    assert first_session is not second_session
+    asyncio.run(providers.aclose())
