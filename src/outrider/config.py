@@ -141,13 +141,13 @@ class Settings(BaseSettings):
         description="Fit (0-1) of each model for each routing task type ('*': the model's default); absent = unknown.",
     )
     routing_default_mode: Literal["balanced", "quality", "cost", "latency"] = Field(
-        "balanced", description="Optimisation mode of `model: \"auto\"` when neither the key nor the request sets one."
+        "balanced", description='Optimisation mode of `model: "auto"` when neither the key nor the request sets one.'
     )
     routing_feedback_prior_strength: float = Field(
         8.0, gt=0, description="How many feedback verdicts a configured fit score is worth when blending them."
     )
     routing_max_attempts: int = Field(
-        3, ge=1, description="Most models tried for one `model: \"auto\"` call (the chosen one, then fallbacks)."
+        3, ge=1, description='Most models tried for one `model: "auto"` call (the chosen one, then fallbacks).'
     )
     routing_latency_window: int = Field(
         200, ge=1, description="Recent request latencies kept per model for routing's observed p50."

@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from outrider.core.errors import InsufficientCredits, InvalidRequest, NotFound
 from outrider.core.messages import ChatMessage
 from outrider.core.usage import MICRO_USD, Price
 from outrider.services.accounts import Principal
 from outrider.storage.db import Database
+from outrider.storage.group_commit import GroupCommit
 from outrider.storage.queries import accounts as accounts_q
 from outrider.storage.queries import billing as q
 from outrider.storage.records import Balance, CreditTransaction, UsageRecord, UsageTotals
@@ -65,20 +68,28 @@ def charge_kind(surface: str) -> str:
     return {"generation-job": "generation", "training-job": "training"}.get(surface, "inference")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Ask:
-    """One reservation waiting for the next batch; its future gets None (reserved) or the short balance."""
+    """One reservation waiting for the next batch."""
 
     account_id: str
     amount: int
-    future: asyncio.Future
+
+
+def _reserve_batch(session: Session, asks: list[_Ask]) -> list[Balance | None]:
+    """One conditional ``UPDATE`` per reservation, in order, in the batch's transaction (so the balance can
+    never be over-reserved): None when reserved, otherwise the balance that could not cover it."""
+    return [None if q.reserve(session, a.account_id, a.amount) else q.get_balance(session, a.account_id) for a in asks]
 
 
 class BillingService:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._asks: list[_Ask] = []
-        self._reserver: asyncio.Task | None = None
+        # Concurrent calls on credit cost one commit instead of one each; a reservation is wanted only while
+        # its caller waits.
+        self._reservations: GroupCommit[_Ask, Balance | None] = GroupCommit(
+            db, _reserve_batch, drop_when_caller_gone=True
+        )
         self._background: set[asyncio.Task] = set()
 
     def clear_stale_reservations(self) -> None:
@@ -97,15 +108,12 @@ class BillingService:
         if amount <= 0:
             return None
         account_id = principal.account.id
-        ask = _Ask(account_id, amount, asyncio.get_running_loop().create_future())
-        self._asks.append(ask)
-        if self._reserver is None or self._reserver.done():
-            self._reserver = asyncio.create_task(self._reserve_queued())
+        reserved = self._reservations.submit(_Ask(account_id, amount))
         try:
-            short = await asyncio.shield(ask.future)
+            short = await asyncio.shield(reserved)
         except asyncio.CancelledError:
             # The caller went away: a reservation committed anyway must not stay held.
-            ask.future.add_done_callback(self._release_orphan(account_id, amount))
+            reserved.add_done_callback(self._release_orphan(account_id, amount))
             raise
         if short is not None:
             raise InsufficientCredits(
@@ -113,34 +121,6 @@ class BillingService:
                 f"balance is ${max(short.available_micro_usd, 0) / MICRO_USD:.6f}; ask an admin for a credit grant"
             )
         return Hold(account_id, amount)
-
-    async def _reserve_queued(self) -> None:
-        """Group commit for reservations: the ones that arrived while a batch was written go in the next,
-        one conditional ``UPDATE`` each, in order, in one transaction (so the balance can never be over-
-        reserved, and concurrent calls on credit cost one commit instead of one each)."""
-        loop = asyncio.get_running_loop()
-        while self._asks:
-            # Asks left by an event loop that has ended (its caller is gone with it) are dropped unreserved.
-            batch = [ask for ask in self._asks if ask.future.get_loop() is loop]
-            self._asks = []
-
-            def write(asks: list[_Ask] = batch) -> list[Balance | None]:
-                with self.db.session() as s:
-                    return [
-                        None if q.reserve(s, ask.account_id, ask.amount) else q.get_balance(s, ask.account_id)
-                        for ask in asks
-                    ]
-
-            try:
-                outcomes = await loop.run_in_executor(self.db.writer, write)
-            except Exception as exc:  # nothing was reserved: every caller in the batch gets the error
-                for ask in batch:
-                    if not ask.future.done():
-                        ask.future.set_exception(exc)
-                continue
-            for ask, outcome in zip(batch, outcomes, strict=True):
-                if not ask.future.done():
-                    ask.future.set_result(outcome)
 
     def _release_orphan(self, account_id: str, amount: int) -> Callable[[asyncio.Future], None]:
         def on_done(future: asyncio.Future) -> None:
@@ -163,7 +143,7 @@ class BillingService:
                 q.release(s, hold.account_id, hold.amount)
 
         try:
-            await asyncio.get_running_loop().run_in_executor(self.db.writer, release)
+            await self.db.in_writer(release)
         except Exception:
             log.exception("could not release a credit reservation of %d for %s", hold.amount, hold.account_id)
 

@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from outrider.backends.base import ModelSpec
 from outrider.core.errors import OutriderError
 from outrider.core.ids import new_id
@@ -17,6 +19,7 @@ from outrider.core.usage import Usage
 from outrider.services.accounts import Principal
 from outrider.services.billing import Hold, charge_kind
 from outrider.storage.db import Database
+from outrider.storage.group_commit import GroupCommit
 from outrider.storage.queries import billing as billing_q
 from outrider.storage.queries import inferences as q
 from outrider.storage.records import NewInference, NewUsage
@@ -42,7 +45,6 @@ class _Pending:
     inference: NewInference | None
     usage: NewUsage
     hold: Hold | None
-    future: asyncio.Future
 
 
 TokenMeter = Callable[[Principal, int], Awaitable[None]]
@@ -57,46 +59,25 @@ class Recorder:
         self.db = db
         self.token_meter = token_meter
         self._pending: set[asyncio.Task] = set()
-        self._queue: list[_Pending] = []
-        self._writer: asyncio.Task | None = None
+        self._commits: GroupCommit[_Pending, None] = GroupCommit(db, self._write, on_failure=self._release_holds)
 
-    async def _in_thread(self, work: Callable[[], None]) -> None:
-        # The database's writer thread: cheaper per call than the loop's shared pool (0.49 vs 0.58 ms for a
-        # usage + history transaction here), and shared with credit reservations so they never contend.
-        await asyncio.get_running_loop().run_in_executor(self.db.writer, work)
-
-    async def _write_queued(self) -> None:
-        while self._queue:
-            batch, self._queue = self._queue, []
-
-            def write(items: list[_Pending] = batch) -> None:
-                with self.db.session() as s:
-                    q.insert_inferences(s, [(i.inference_id, i.inference) for i in items if i.inference is not None])
-                    billing_q.insert_usages(s, [item.usage for item in items])
-                    for item in items:
-                        if item.hold is not None:
-                            billing_q.settle(
-                                s,
-                                item.hold.account_id,
-                                reserved=item.hold.amount,
-                                cost=item.usage.cost_micro_usd,
-                                kind=charge_kind(item.usage.surface),
-                                reference_id=item.inference_id,
-                                api_key_id=item.usage.api_key_id,
-                                model_id=item.usage.model_id,
-                            )
-
-            try:
-                await self._in_thread(write)
-            except Exception as exc:
-                await self._release_holds(batch)
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_result(None)
+    @staticmethod
+    def _write(session: Session, items: list[_Pending]) -> list[None]:
+        q.insert_inferences(session, [(i.inference_id, i.inference) for i in items if i.inference is not None])
+        billing_q.insert_usages(session, [item.usage for item in items])
+        for item in items:
+            if item.hold is not None:
+                billing_q.settle(
+                    session,
+                    item.hold.account_id,
+                    reserved=item.hold.amount,
+                    cost=item.usage.cost_micro_usd,
+                    kind=charge_kind(item.usage.surface),
+                    reference_id=item.inference_id,
+                    api_key_id=item.usage.api_key_id,
+                    model_id=item.usage.model_id,
+                )
+        return [None] * len(items)
 
     async def _release_holds(self, batch: list[_Pending]) -> None:
         """The write failed (nothing was charged): free the reservations so the credit is not stuck."""
@@ -110,7 +91,7 @@ class Recorder:
                     billing_q.release(s, hold.account_id, hold.amount)
 
         try:
-            await self._in_thread(release)
+            await self.db.in_writer(release)
         except Exception:
             log.exception("could not release %d credit reservations", len(held))
 
@@ -170,11 +151,7 @@ class Recorder:
         )
         if hold is not None:
             hold.done = True  # settled by this write, or released if the write fails
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(inference_id, inference, new_usage, hold, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_queued())
-        await future
+        await self._commits.submit(_Pending(inference_id, inference, new_usage, hold))
         if self.token_meter is not None and usage.total_tokens:
             await self.token_meter(ctx.principal, usage.total_tokens)
         return inference_id

@@ -26,7 +26,7 @@ from outrider.backends.decoder_hf import SMOLLM2_ID
 from outrider.backends.encoder_gliner import MINILM_BASE_ID
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
-from outrider.core.errors import InvalidRequest, NotFound, OutriderError
+from outrider.core.errors import InvalidRequest, ModelNotFound, NotFound, OutriderError
 from outrider.datasets.formats import count_labels, to_chat, to_gliner2
 from outrider.jobs.training import TRAINING_KIND
 from outrider.services.accounts import Principal
@@ -434,6 +434,20 @@ class TrainingService:
             ),
         )
 
+    async def models_for(self, account_id: str) -> list[ModelSpec]:
+        """Every model this account may call, for model listings: the registry's (after a look for folders
+        saved since start-up) and the account's complete fine-tunes."""
+        await asyncio.to_thread(self.registry.scan_model_dirs)  # disk I/O: off the event loop
+        return [*self.registry.specs(), *await self.trained_specs(account_id)]
+
+    async def model_for(self, model_id: str, account_id: str, listing: str) -> ModelSpec:
+        """One model as this account sees it: another account's fine-tune is not found (``listing`` is the
+        endpoint the message points to)."""
+        spec = await asyncio.to_thread(self.registry.resolve, model_id)
+        if not visible_to(spec, account_id):
+            raise ModelNotFound(f"model '{model_id}' not found; {listing} lists the available ids")
+        return spec
+
     async def trained_specs(self, account_id: str) -> list[ModelSpec]:
         """The account's complete jobs as models (``GET /models``)."""
 
@@ -461,8 +475,8 @@ def visible_to(spec: ModelSpec, account_id: str) -> bool:
 
 
 def merged_encoder_adapter_spec(model_id: str, folder: Path, settings: Settings) -> ModelSpec:
-    """A GLiNER2 LoRA checkpoint served as its base with the adapter merged in (a model copy of its own),
-    for as long as the encoder backend does not serve GLiNER2 adapters itself (``spec_for_folder``)."""
+    """A GLiNER2 LoRA checkpoint that ``spec_for_folder`` cannot put on a shared base (its metadata names no
+    base model id) served as its base with the adapter merged in: a model copy of its own."""
     from outrider.backends.base import Availability
     from outrider.backends.builtin import local_price
     from outrider.backends.encoder_gliner import Gliner2Encoder
@@ -470,12 +484,9 @@ def merged_encoder_adapter_spec(model_id: str, folder: Path, settings: Settings)
     path = str(folder)
 
     def load() -> Gliner2Encoder:
-        from outrider.training.encoder_lora import load_adapter
+        from outrider.training.encoder_lora import merge_adapter
 
-        wrapped, _ = load_adapter(path)
-        model = wrapped.merge_and_unload()
-        model.eval()
-        return Gliner2Encoder(model, settings.batch_max_size)
+        return Gliner2Encoder(merge_adapter(path), settings.batch_max_size)  # with its calibrated cut-off
 
     return ModelSpec(
         id=model_id,

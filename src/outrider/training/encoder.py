@@ -360,7 +360,7 @@ def run_encoder_training(
 
     def save(epoch: int, metrics: dict[str, Any], calibration: Calibration | None) -> None:
         folder = out_dir / "checkpoints" / f"step-{step:06d}"
-        with shifted(core, calibration.logit_shift if calibration else 0.0):  # the saved weights carry it
+        with shifted(core, calibration):  # the saved weights carry it
             save_checkpoint(
                 trainable,
                 folder,

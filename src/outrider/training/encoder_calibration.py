@@ -65,10 +65,12 @@ def _compat_bias(core: Any) -> tuple[Any, float] | None:
 
 
 @contextmanager
-def shifted(core: Any, shift: float) -> Iterator[None]:
-    """Every candidate's pair logit moved by ``shift`` inside the block (saved checkpoints keep it)."""
+def shifted(core: Any, calibration: Calibration | None) -> Iterator[None]:
+    """Every candidate's pair logit moved by the calibration's shift inside the block (saved checkpoints keep
+    it); no calibration, no shift."""
     import torch
 
+    shift = calibration.logit_shift if calibration else 0.0
     found = _compat_bias(core) if shift else None
     if found is None:
         yield

@@ -118,7 +118,7 @@ def validation_metrics(
     if not val_records:
         return {}
     started = time.perf_counter()
-    with shifted(trainable.core, calibration.logit_shift if calibration else 0.0):
+    with shifted(trainable.core, calibration):
         metrics = encoder_metrics(val_records, predict(trainable, val_records, schema, config, should_stop))
     metrics["eval_seconds"] = round(time.perf_counter() - started, 2)
     return metrics

@@ -10,10 +10,8 @@ from fastapi.responses import JSONResponse
 
 from outrider.api.deps import principal, rate_limited, services
 from outrider.app_state import Services
-from outrider.core.errors import ModelNotFound
 from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
-from outrider.services.training import visible_to
 from outrider.storage.queries.inferences import InferenceFilter
 
 from . import conversion as conv
@@ -68,9 +66,7 @@ async def base_models(_: Principal = Depends(principal), svc: Services = Depends
 
 @router.get("/models", response_model=ModelList)
 async def list_models(who: Principal = Depends(principal), svc: Services = Depends(services)) -> ModelList:
-    await asyncio.to_thread(svc.registry.scan_model_dirs)  # disk I/O: off the event loop
-    trained = await svc.training.trained_specs(who.account.id)  # the caller's complete training jobs
-    return ModelList(data=[conv.model_out(s) for s in [*svc.registry.specs(), *trained]])
+    return ModelList(data=[conv.model_out(s) for s in await svc.training.models_for(who.account.id)])
 
 
 @router.get("/models/{model_id:path}/health", response_model=ModelHealth)
@@ -81,10 +77,7 @@ async def model_health(model_id: str, svc: Services = Depends(services)) -> Mode
 
 @router.get("/models/{model_id:path}", response_model=ModelOut)
 async def get_model(model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> ModelOut:
-    spec = await asyncio.to_thread(svc.registry.resolve, model_id)
-    if not visible_to(spec, who.account.id):
-        raise ModelNotFound(f"model '{model_id}' not found; GET /models lists the available ids")
-    return conv.model_out(spec)
+    return conv.model_out(await svc.training.model_for(model_id, who.account.id, "GET /models"))
 
 
 @router.get("/inferences", response_model=InferenceListOut)

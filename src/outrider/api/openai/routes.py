@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from outrider.api.deps import principal, rate_limited, services
 from outrider.app_state import Services
-from outrider.core.errors import ModelNotFound
 from outrider.core.ids import new_id
 from outrider.services.accounts import Principal
 from outrider.services.generation import ActiveGeneration
 from outrider.services.recording import CallContext
-from outrider.services.training import visible_to
 
 from . import conversion as conv
 from . import streaming
@@ -104,14 +100,9 @@ async def responses(
 
 @router.get("/models")
 async def list_models(who: Principal = Depends(principal), svc: Services = Depends(services)):
-    await asyncio.to_thread(svc.registry.scan_model_dirs)
-    trained = await svc.training.trained_specs(who.account.id)  # the caller's complete fine-tunes
-    return {"object": "list", "data": [conv.model_object(spec) for spec in [*svc.registry.specs(), *trained]]}
+    return {"object": "list", "data": [conv.model_object(s) for s in await svc.training.models_for(who.account.id)]}
 
 
 @router.get("/models/{model_id:path}")
 async def get_model(model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)):
-    spec = await asyncio.to_thread(svc.registry.resolve, model_id)
-    if not visible_to(spec, who.account.id):  # another account's fine-tune does not exist for this caller
-        raise ModelNotFound(f"model '{model_id}' not found; GET /v1/models lists the available ids")
-    return conv.model_object(spec)
+    return conv.model_object(await svc.training.model_for(model_id, who.account.id, "GET /v1/models"))
