@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from outrider.backends.base import Availability, ModelSpec
+from outrider.backends.encoder_windows import Window, aggregate_classification, merge_window_results, split_windows
 from outrider.core.errors import InvalidSchema, ModelUnavailable
 from outrider.core.schema import ExtractionSchema
 
@@ -41,6 +43,19 @@ MINILM_HEAD = {
     "relation_pair_cap": 4,
     "relation_loss_weight": 2.0,
 }
+
+
+# Long texts (``encoder_windows``): the encoder's input (schema prompt + text) is capped at its position
+# limit and, for every encoder, at WINDOW_MAX_TOKENS: attention memory grows with the square of the length,
+# so longer inputs go through as overlapping windows of bounded size instead.
+WINDOW_MAX_TOKENS = 512
+WINDOW_MARGIN = 8  # tokens kept free: gliner2 appends "." to a text without end punctuation, and estimates of
+#                    split words may be off by a token or two
+WINDOW_OVERLAP = 64  # tokens shared by neighbouring windows: far longer than an entity, so one holds it whole
+MIN_TEXT_WINDOW = 32  # a schema prompt leaving fewer text tokens than this cannot window a long text
+# No supported tokenizer emits more than two tokens per character (WordPiece at most one; SentencePiece a
+# word-start piece plus one per character): a text this short fits without being tokenized first.
+MAX_TOKENS_PER_CHAR = 2
 
 
 def minilm_encoder_dir() -> Path:
@@ -201,6 +216,8 @@ class Gliner2Encoder:
         # own), applied to the shared model for the adapter's calls only.
         self.abstention: float | None = None
         self.shared = _SharedBase()
+        # schema prompt length in tokens, per built gliner2 schema (prepared schemas are cached, so few)
+        self._prompt_tokens: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     @classmethod
     def load(cls, path_or_id: str, max_batch: int = 32) -> Gliner2Encoder:
@@ -294,30 +311,143 @@ class Gliner2Encoder:
         results: list[dict] = [{} for _ in texts]
         rows = [i for i, p in enumerate(prepared) if p.gliner_schema is not None]
         if rows:
+            # A text longer than the encoder's input goes in as windows, all in the same batch_extract call.
+            plans = [self._gliner_windows(texts[i], prepared[i].gliner_schema) for i in rows]
+            inputs: list[str] = []
+            schemas: list[Any] = []
+            for i, windows in zip(rows, plans, strict=True):
+                pieces = [texts[i]] if windows is None else [texts[i][w.start : w.end] for w in windows]
+                inputs += pieces
+                schemas += [prepared[i].gliner_schema] * len(pieces)
             extracted = self.model.batch_extract(
-                [texts[i] for i in rows],
-                [prepared[i].gliner_schema for i in rows],
+                inputs,
+                schemas,
                 batch_size=self.max_batch,
                 threshold=threshold,
                 include_confidence=True,
                 include_spans=True,
             )
-            for i, result in zip(rows, extracted, strict=True):
-                results[i] = result
+            at = 0
+            for i, windows in zip(rows, plans, strict=True):
+                if windows is None:
+                    results[i] = extracted[at]
+                    at += 1
+                else:
+                    tasks = set(prepared[i].classifications)
+                    results[i] = merge_window_results(windows, extracted[at : at + len(windows)], tasks)
+                    at += len(windows)
         for task in {t for p in prepared for t in p.head_tasks}:
             rows = [i for i, p in enumerate(prepared) if task in p.head_tasks]
+            # The label head reads at most ``max_length`` tokens: a longer text is classified window by
+            # window and the answers aggregated like GLiNER2's classifications (``encoder_windows``).
+            plans = [self._head_windows(texts[i]) for i in rows]
+            inputs = [
+                piece
+                for i, windows in zip(rows, plans, strict=True)
+                for piece in ([texts[i]] if windows is None else [texts[i][w.start : w.end] for w in windows])
+            ]
             answers = self.label_head.predict(
                 self.model.encoder,
                 self.model.processor.tokenizer,
-                [texts[i] for i in rows],
+                inputs,
                 task.trained_task,
                 list(task.labels),
                 task.threshold,
                 self.max_batch,
             )
-            for i, answer in zip(rows, answers, strict=True):
-                results[i][task.name] = answer
+            at = 0
+            for i, windows in zip(rows, plans, strict=True):
+                if windows is None:
+                    results[i][task.name] = answers[at]
+                    at += 1
+                else:
+                    window_answers = answers[at : at + len(windows)]
+                    results[i][task.name] = aggregate_classification(window_answers, [w.tokens for w in windows])
+                    at += len(windows)
         return results
+
+    # -- long texts ----------------------------------------------------------------------------------------
+    def _position_limit(self) -> int:
+        """The most tokens one encoder input may hold (schema prompt and text together)."""
+        limits = [WINDOW_MAX_TOKENS]
+        config = getattr(self.model.encoder, "config", None)
+        if isinstance(getattr(config, "max_position_embeddings", None), int):
+            limits.append(config.max_position_embeddings)
+        model_max = getattr(self.model.processor.tokenizer, "model_max_length", None)
+        if isinstance(model_max, int) and model_max < 1_000_000:  # "no limit" is a huge sentinel
+            limits.append(model_max)
+        return min(limits)
+
+    def _schema_prompt_tokens(self, gliner_schema: Any) -> int:
+        """Tokens the schema prompt (with the text separator) takes in front of the text: measured once per
+        schema by letting gliner2 build the input for a one-token text."""
+        known = self._prompt_tokens.get(gliner_schema)
+        if known is None:
+            processor = self.model.processor
+            processor.change_mode(is_training=False)  # as batch_extract does: no label sampling or shuffling
+            record = processor.transform_record(".", gliner_schema)
+            known = len(record.input_ids) - len(processor.tokenizer.tokenize("."))
+            self._prompt_tokens[gliner_schema] = known
+        return known
+
+    def _word_units(self, text: str, piece_tokens: int) -> list[tuple[int, int, int]]:
+        """The text's words as gliner2 feeds them to the encoder (its own word splitter, each word lowercased
+        and tokenized on its own), with their token counts; a word over ``piece_tokens`` tokens is cut into
+        pieces at the tokenizer's offsets so that a window can hold it."""
+        processor = self.model.processor
+        tokenizer = processor.tokenizer
+        words = list(processor.word_splitter(text, lower=True))
+        if not words:
+            return []
+        encoded = tokenizer([w for w, _, _ in words], is_split_into_words=True, add_special_tokens=False)
+        counts = [0] * len(words)
+        for index in encoded.word_ids():
+            if index is not None:
+                counts[index] += 1
+        units: list[tuple[int, int, int]] = []
+        for (_, start, end), count in zip(words, counts, strict=True):
+            if count <= piece_tokens:
+                units.append((start, end, max(count, 1)))
+                continue
+            offsets = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)[
+                "offset_mapping"
+            ]
+            firsts = range(0, len(offsets), piece_tokens)
+            bounds = [start, *(start + offsets[k][0] for k in firsts[1:]), end]
+            for (a, b), k in zip(itertools.pairwise(bounds), firsts, strict=True):
+                # a piece is tokenized on its own later: allow for a different split at its new word start
+                units.append((a, b, min(piece_tokens, len(offsets) - k) + 2))
+        return units
+
+    def _windows(self, text: str, budget: int, overlap: int) -> list[Window] | None:
+        """None when the text fits in ``budget`` tokens as it is, else its windows."""
+        if len(text) * MAX_TOKENS_PER_CHAR <= budget:
+            return None
+        units = self._word_units(text, max(budget // 4, 1))
+        if sum(u[2] for u in units) <= budget:
+            return None
+        return split_windows(text, units, budget, overlap)
+
+    def _gliner_windows(self, text: str, gliner_schema: Any) -> list[Window] | None:
+        budget = self._position_limit() - WINDOW_MARGIN - self._schema_prompt_tokens(gliner_schema)
+        if len(text) * MAX_TOKENS_PER_CHAR <= budget:
+            return None
+        if budget < MIN_TEXT_WINDOW:
+            units = self._word_units(text, MIN_TEXT_WINDOW)
+            if sum(u[2] for u in units) <= max(budget, 0):
+                return None
+            raise InvalidSchema(
+                f"the schema takes {self._schema_prompt_tokens(gliner_schema)} of the model's "
+                f"{self._position_limit()} input tokens, leaving too few for this text; send fewer or shorter "
+                "labels and descriptions",
+                param="schema",
+            )
+        return self._windows(text, budget, min(WINDOW_OVERLAP, budget // 4))
+
+    def _head_windows(self, text: str) -> list[Window] | None:
+        tokenizer = self.model.processor.tokenizer
+        budget = int(self.label_head.max_length) - tokenizer.num_special_tokens_to_add(pair=False)
+        return self._windows(text, budget, min(WINDOW_OVERLAP, budget // 4))
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         encoded = self.model.processor.tokenizer(texts, add_special_tokens=True)["input_ids"]
