@@ -92,16 +92,21 @@ def base_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Path) -> Path:
     """A folder of saved models holding ``demo-extractor``: the MiniLM base after a short real fine-tune."""
     from outrider.backends.builtin import base_model_dir
-    from outrider.backends.encoder_gliner import MINILM_BASE_ID, ensure_minilm_base
+    from outrider.backends.encoder_gliner import MINILM_BASE_ID, build_lock, ensure_minilm_base
     from outrider.training.demo_data import DEMO_EXAMPLES, demo_records
     from outrider.training.encoder import EncoderTrainingConfig, train_encoder
 
     models = Path(MODEL_CACHE) / "models" if MODEL_CACHE else tmp_path_factory.mktemp("models")
-    if (models / "demo-extractor" / "config.json").exists():
+    target = models / "demo-extractor"
+    if (target / "config.json").exists():
         return models
-    settings = build_settings(data_dir=tmp_path_factory.mktemp("train-data"), base_models_dir=base_models_dir)
-    base = ensure_minilm_base(base_model_dir(settings, MINILM_BASE_ID))
-    train_encoder(base, demo_records(DEMO_EXAMPLES, seed=0), models / "demo-extractor", EncoderTrainingConfig())
+    # Test runs sharing OUTRIDER_TEST_MODEL_CACHE take turns: one trains, the others wait and reuse it.
+    with build_lock(target):
+        if (target / "config.json").exists():
+            return models
+        settings = build_settings(data_dir=tmp_path_factory.mktemp("train-data"), base_models_dir=base_models_dir)
+        base = ensure_minilm_base(base_model_dir(settings, MINILM_BASE_ID))
+        train_encoder(base, demo_records(DEMO_EXAMPLES, seed=0), target, EncoderTrainingConfig())
     return models
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.upstream import UpstreamProviders
-from outrider.config import Settings
+from outrider.config import Settings, prepare_data_dir
 from outrider.jobs.generation import register as register_generation_job
 from outrider.jobs.training import register as register_training_job
 from outrider.services.accounts import AccountService, Bootstrap
@@ -71,6 +71,7 @@ def configure_torch(settings: Settings) -> None:
 
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it), bootstrap the admin account, declare the models."""
+    prepare_data_dir(settings.data_dir)  # also for settings built without build_settings
     db = Database(settings.resolved_database_url)
     db.migrate()
     accounts = AccountService(

@@ -8,6 +8,7 @@ interface without a secret) are refused outside ``environment="development"``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -208,5 +209,18 @@ class Settings(BaseSettings):
 def build_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides (used by the CLI and tests)."""
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     return settings
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory private to this user (0700; an existing one is tightened to that) and make
+    what this process creates from here on private too: it holds the database (key hashes, credit, every
+    stored call), datasets and trained weights. The umask is process-wide, so it is set here, where the
+    server, the worker and the CLI make their data directory, never at import; it only ever tightens
+    (``| 0o077``), and trainer processes inherit it."""
+    os.umask(os.umask(0o077) | 0o077)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        with contextlib.suppress(PermissionError):  # not ours to change: leave it as its owner set it
+            path.chmod(0o700)

@@ -1,5 +1,6 @@
 """API keys over real HTTP: header styles, prefixes, hashing at rest, revocation, expiry, isolation."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -47,9 +48,13 @@ def test_a_revoked_key_is_403_afterwards(server, admin):
 
 
 def test_an_expired_key_is_401(server, admin):
-    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    created = admin.post("/keys", json={"name": "expired", "expires_at": past}).json()
-    with server.client(created["key"]) as client:
+    # Keys cannot be made already expired (422): make one that expires in a moment, then wait.
+    expires = datetime.now(UTC) + timedelta(seconds=2)
+    created = admin.post("/keys", json={"name": "expired", "expires_at": expires.isoformat()})
+    assert created.status_code == 201, created.text
+    with server.client(created.json()["key"]) as client:
+        assert client.get("/me").status_code == 200
+        time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
         response = client.get("/me")
         assert response.status_code == 401 and "expired" in response.json()["detail"]
 
@@ -78,11 +83,13 @@ def test_patch_changes_a_keys_settings_and_only_its_owner_can(server, admin):
     assert admin.patch(f"/keys/{created['id']}", json={"name": None}).status_code == 422
     with server.client(new_account(admin, "patch-other")) as other:
         assert other.patch(f"/keys/{created['id']}", json={"name": "mine"}).status_code == 404
-    past = "2000-01-01T00:00:00Z"
+    refused = admin.patch(f"/keys/{created['id']}", json={"expires_at": "2000-01-01T00:00:00Z"})
+    assert refused.status_code == 422 and "expires_at" in refused.json()["detail"]
+    probe = {"model_id": "outrider/gliner2-minilm-l6", "text": "hi", "schema": {"entities": ["person"]}}
     with server.client(created["key"]) as client:
         assert client.get("/me").status_code == 200
-        assert admin.patch(f"/keys/{created['id']}", json={"expires_at": past}).status_code == 200
-        assert client.get("/me").status_code == 401  # the change applies to the very next request
+        assert admin.patch(f"/keys/{created['id']}", json={"model_pool": ["demo-extractor"]}).status_code == 200
+        assert client.post("/inference", json=probe).status_code == 403  # the change applies to the next request
     admin.delete(f"/keys/{created['id']}")
     assert admin.patch(f"/keys/{created['id']}", json={"name": "zombie"}).status_code == 409
 

@@ -132,3 +132,28 @@ def test_delete_a_version_then_the_dataset(owner, server):
     assert owner.delete("/datasets/doomed").json()["deleted_versions"] == [2]
     assert owner.get("/datasets/doomed").status_code == 404
     assert owner.delete("/datasets/doomed").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"text": "\\ud800abc", "entities": []}', "line 2: text: is not valid Unicode (a lone surrogate, U+D800)"),
+        (b'{"text": "a", "entities": [], "metadata": {"score": NaN}}', "line 2: metadata.score: must be a finite"),
+        (b'{"text": "a", "entities": [], "metadata": {"s": -Infinity}}', "line 2: metadata.s: must be a finite"),
+        (b'{"text": "a", "entities": [], "metadata": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "line 2: nested"),
+        (b'{"text": "a", "entities": [], "metadata": ' + b'{"a": ' * 80 + b"1" + b"}" * 81, "line 2: metadata.a"),
+    ],
+)
+def test_examples_that_cannot_be_stored_or_rendered_are_refused_naming_line_and_field(owner, line, message):
+    response = upload(owner, "unstorable", b'{"text": "fine", "entities": []}\n' + line + b"\n")
+    assert response.status_code == 422 and response.json()["detail"].startswith(message), response.text
+    assert owner.get("/datasets/unstorable").status_code == 404
+
+
+def test_a_csv_field_longer_than_the_csv_modules_limit_imports(owner):
+    long_text = "word " * 40_000  # 200,000 characters
+    body = f'text,label\n"{long_text}",long\nshort,short\n'.encode()
+    created = owner.post("/datasets/import", params={"name": "long-csv", "format": "csv"}, content=body)
+    assert created.status_code == 201, created.text
+    page = owner.get("/datasets/long-csv/versions/1/examples").json()
+    assert page["examples"][0] == {"text": long_text, "label": "long"}

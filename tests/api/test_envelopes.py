@@ -39,3 +39,8 @@ def test_the_surface_is_chosen_by_path():
     assert surface_of("/v1/messages") == "anthropic"
     assert surface_of("/v1/chat/completions") == surface_of("/v1/models/x") == "openai"
     assert surface_of("/inference") == surface_of("/inferences/inf_1") == "native"
+
+
+def test_a_400_is_the_clients_error_on_the_compatible_surfaces():
+    assert envelope("openai", 400, "bad body", code=None, param=None)["error"]["type"] == "invalid_request_error"
+    assert envelope("anthropic", 400, "bad body", code=None, param=None)["error"]["type"] == "invalid_request_error"

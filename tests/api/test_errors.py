@@ -111,14 +111,14 @@ def test_a_model_failing_while_serving_is_502_recorded_and_the_server_keeps_serv
 def test_model_health_warms_models_and_explains_unavailable_ones(server):
     import time
 
-    with server.client(None) as anonymous:
-        hub = anonymous.get("/models/fastino/gliner2-base-v1/health").json()
+    with server.client() as client:
+        hub = client.get("/models/fastino/gliner2-base-v1/health").json()
         assert hub["status"] == "unavailable" and "offline" in hub["reason"]
-        assert anonymous.get("/models/no/such/health").status_code == 404
+        assert client.get("/models/no/such/health").status_code == 404
         deadline = time.time() + 120
         statuses = set()
         while time.time() < deadline:
-            status = anonymous.get("/models/outrider/gliner2-minilm-l6/health").json()["status"]
+            status = client.get("/models/outrider/gliner2-minilm-l6/health").json()["status"]
             statuses.add(status)
             if status == "ready":
                 break

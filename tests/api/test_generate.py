@@ -165,3 +165,64 @@ def test_a_restart_keeps_queued_jobs_and_teacher_calls_are_charged_to_the_owner(
             assert client.get("/datasets/reviews").status_code == 404
     finally:
         second.stop()
+
+
+def test_examples_reach_the_dataset_as_produced_and_charges_name_the_job(server, admin, monkeypatch):
+    """Issue #15: a job held paid-for examples unwritten while the rest of its wave ran, then failed. Here one
+    request of the first wave makes a real (charged) teacher call and then hangs until the test lets it fail
+    with a refusal; the two examples its neighbours produced must be committed (and readable) meanwhile, stay
+    in the ``partial`` version after the failure, and every ``generation`` charge names the job."""
+    import asyncio
+    import threading
+
+    from outrider.core.errors import PermissionDenied
+    from outrider.core.messages import ChatMessage, GenerationParams
+    from outrider.services.generation import GenerationRequest
+    from outrider.synthesis import engine
+    from outrider.synthesis.tasks import Candidate, Rejected
+
+    texts = iter(["The kettle boils water quickly and quietly.", "My new toaster burns every slice of bread."])
+    release = threading.Event()
+    calls: list[int] = []
+
+    async def produce(run, slot):
+        calls.append(slot.seed)
+        if len(calls) == 1:  # the slow request: paid for, then refused after a long wait
+            teacher = run.teacher
+            hello = GenerationRequest(
+                model_id=teacher.model_id,
+                messages=[ChatMessage("user", "Say hello.")],
+                params=GenerationParams(max_tokens=2, stream=False),
+            )
+            await teacher.generation.generate(teacher.ctx, hello)
+            await asyncio.to_thread(release.wait, 120)
+            raise PermissionDenied("the teacher refused this request")
+        text = next(texts, None)
+        if text is None:
+            return Rejected("garbled")
+        return Candidate({"text": text, "label": slot.labels[0]}, key=text)
+
+    monkeypatch.setattr(engine._Run, "produce", produce)
+    body = {key: value for key, value in CLS_JOB.items() if key != "domain_description"}  # no topics call
+    body["dataset_name"] = "streamed-reviews"
+    key = new_account(admin, "gen-streamed")
+    with server.client(key) as client:
+        try:
+            job_id = client.post("/generate", json=body).json()["job_id"]
+            deadline = time.time() + 120
+            while (job := client.get(f"/generate/jobs/{job_id}").json())["num_examples"] < 2:
+                assert time.time() < deadline and job["status"] in ("queued", "running"), job
+                time.sleep(0.1)
+            # Committed while the slow request still hangs: readable, not held back for the wave.
+            assert job["status"] == "running" and job["dataset_version"] == 1, job
+            page = client.get(f"/datasets/{body['dataset_name']}/versions/1/examples").json()
+            assert page["status"] == "building" and len(page["examples"]) == 2, page
+        finally:
+            release.set()
+        job, _ = wait_for(client, job_id, ("complete", "failed", "stopped"), timeout=120)
+        assert job["status"] == "failed" and "refused" in job["error"], job
+        assert job["num_examples"] == 2
+        version = client.get(f"/datasets/{body['dataset_name']}/versions/1").json()
+        assert version["status"] == "partial" and version["example_count"] == 2
+        charges = client.get("/credits/transactions", params={"kind": "generation"}).json()["data"]
+        assert charges and {t["reference_id"] for t in charges} == {job_id}, charges

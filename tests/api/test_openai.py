@@ -154,6 +154,38 @@ def test_json_schema_mode_output_validates(client):
     assert isinstance(json.loads(loose.choices[0].message.content), dict)
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [{"$ref": "#"}, {"$ref": "#/$defs/loop", "$defs": {"loop": {"$ref": "#/$defs/loop"}}}, {"enum": []}],
+    ids=["self-ref", "defs-loop", "empty-enum"],
+)
+def test_a_schema_no_json_matches_is_a_short_422_not_a_grammar_dump(client, schema):
+    """Issue #15 item 7: valid JSON Schema that constrained decoding can never satisfy was a 502 carrying
+    ~600 characters of llguidance's parser state and grammar; it is the client's error."""
+    response_format = {"type": "json_schema", "json_schema": {"name": "loop", "schema": schema}}
+    calls = [
+        lambda: client.chat.completions.create(
+            model=SMOL, messages=QUESTION, max_tokens=8, response_format=response_format
+        ),
+        lambda: client.chat.completions.create(
+            model=SMOL, messages=QUESTION, max_tokens=8, response_format=response_format, stream=True
+        ),
+        lambda: client.responses.create(
+            model=SMOL,
+            input="Hi",
+            max_output_tokens=8,
+            text={"format": {"type": "json_schema", "name": "loop", "schema": schema}},
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(openai.UnprocessableEntityError) as caught:
+            call()
+        error = caught.value.body
+        assert error["type"] == "invalid_request_error" and error["param"] == "response_format"
+        assert "response_format" in error["message"] and len(error["message"]) <= 200, error["message"]
+        assert "<state>" not in error["message"] and "grammar" not in error["message"]
+
+
 def test_schema_extraction_through_extra_body(client):
     response = client.chat.completions.create(
         model="demo-extractor",

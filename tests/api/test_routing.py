@@ -109,6 +109,28 @@ def test_a_routing_pool_outside_the_keys_pool_is_403(gateway, admin_http):
         oai(gateway, key).chat.completions.create(model=PRICEY, messages=ASK, max_tokens=8)
 
 
+def test_auto_with_a_key_pooled_to_extraction_models_only_is_a_422_naming_the_pool(gateway, admin_http):
+    """Issue #15 item 8: this was a 502 "pool: none", as if the server had failed."""
+    encoder = "outrider/gliner2-minilm-l6"
+    key = key_with(admin_http, model_pool=[encoder])
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        oai(gateway, key).chat.completions.create(model="auto", messages=ASK, max_tokens=8)
+    error = caught.value.body
+    assert error["type"] == "invalid_request_error" and error["param"] == "model"
+    assert encoder in error["message"] and "generation model" in error["message"]
+    with pytest.raises(anthropic.UnprocessableEntityError) as refused:
+        anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0).messages.create(
+            model="auto", max_tokens=8, messages=ASK
+        )
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
+    native = httpx.post(
+        f"{gateway.url}/inference",
+        headers={"X-API-Key": key},
+        json={"model_id": "auto", "task": "generate", "messages": ASK, "max_tokens": 8},
+    )
+    assert native.status_code == 422 and encoder in native.json()["detail"]
+
+
 def test_the_routing_event_comes_first_in_an_openai_stream(gateway):
     body = {
         "model": "auto",

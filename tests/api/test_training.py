@@ -255,6 +255,67 @@ def test_unknown_and_empty_datasets_are_refused(training_server, admin):
     assert bad.status_code == 422
 
 
+def field_errors(response: httpx.Response, field: str) -> list[dict]:
+    """The native validation errors (FastAPI's list) that name ``field``."""
+    detail = response.json()["detail"]
+    assert isinstance(detail, list), detail
+    return [e for e in detail if field in e["loc"]]
+
+
+def test_a_job_names_at_most_20_dataset_versions(admin):
+    """Issue #15: 10,000 references to one dataset were accepted and expanded into 270,000 examples."""
+    for datasets in ([{"name": "tiny-ner"}] * 10_000, [{"name": f"ds-{i}"} for i in range(21)]):
+        response = admin.post(JOBS, json={"model_name": "m", "base_model": MINILM, "datasets": datasets})
+        assert response.status_code == 422, response.text
+        assert field_errors(response, "datasets"), response.json()
+
+
+def test_a_dataset_version_named_twice_is_refused(admin):
+    """Duplicates are judged after "latest" / no version is resolved: the latest named both ways is one version."""
+    for datasets in (
+        [{"name": "tiny-ner"}, {"name": "tiny-ner"}],
+        [{"name": "tiny-ner"}, {"name": "tiny-ner", "version": 1}],
+        [{"name": "tiny-ner", "version": "latest"}, {"name": "few-ner"}, {"name": "tiny-ner", "version": 1}],
+    ):
+        response = admin.post(JOBS, json={"model_name": "m", "base_model": MINILM, "datasets": datasets})
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert "datasets" in detail and "version 1 of dataset 'tiny-ner' is named more than once" in detail, detail
+
+
+def test_a_seed_outside_0_to_2_32_is_refused(admin):
+    """Issue #15: a seed of 2**64 was accepted and the job then failed ("Overflow when unpacking long long")."""
+    for seed in (2**64, 2**32, -1):
+        response = admin.post(
+            JOBS, json={"model_name": "m", "base_model": MINILM, "datasets": [{"name": "tiny-ner"}], "seed": seed}
+        )
+        assert response.status_code == 422, response.text
+        assert field_errors(response, "seed"), response.json()
+
+
+def test_a_stop_while_the_training_data_is_prepared_ends_the_job_within_a_second_or_two(admin):
+    """20 versions of a 5,000-example dataset: 100,000 examples take the worker many seconds to read, split and
+    convert. A stop while it does must not wait for that (issue #15: a stop was ignored for about 30 s)."""
+    body = "".join(json.dumps(e) + "\n" for e in ner_examples(5_000)).encode()
+    for _ in range(20):
+        response = admin.post("/datasets", params={"name": "big-ner", "task_type": "ner"}, content=body)
+        assert response.status_code == 201, response.text
+    datasets = [{"name": "big-ner", "version": v} for v in range(1, 21)]
+    job = create(admin, model_name="never-trained", base_model=MINILM, datasets=datasets)
+    # Running, and its data not prepared yet (train_examples is set once preparation ends).
+    running, _ = wait_until(admin, job["id"], lambda j: j["status"] != "requested", timeout=120)
+    assert running["status"] == "running" and running["train_examples"] is None, running
+    asked = time.time()
+    assert admin.post(f"{JOBS}/{job['id']}/stop").status_code == 200
+    final = wait_finished(admin, job["id"], timeout=120)
+    took = time.time() - asked
+    assert final["status"] == "stopped", final
+    assert final["train_examples"] is None, final  # stopped mid-preparation, not after it
+    assert took < 3.0, f"the stop took {took:.1f} s"
+    log = admin.get(f"{JOBS}/{job['id']}/logs", params={"follow": False}).text
+    assert "stopped while preparing the training data" in log, log
+
+
 # -- an encoder job from start to finish ----------------------------------------------------------------
 
 

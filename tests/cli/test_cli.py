@@ -40,6 +40,10 @@ def test_accounts_and_keys_are_managed_against_the_local_database(tmp_path):
         line for line in runner.invoke(app, ["keys", "list", *data]).output.splitlines() if "laptop" in line
     )
     assert runner.invoke(app, ["keys", "create", "--account", "nobody", *data]).exit_code == 1
+    # The API's naming rules hold here too: a clear message and exit 1, no traceback.
+    unsafe = runner.invoke(app, ["accounts", "create", "../../evil", *data])
+    assert unsafe.exit_code == 1 and "name must be" in unsafe.output and "Traceback" not in unsafe.output
+    assert runner.invoke(app, ["accounts", "create", "team-a", *data]).exit_code == 1  # taken
 
 
 def test_credits_are_granted_and_shown_from_the_shell(tmp_path):

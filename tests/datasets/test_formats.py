@@ -1,8 +1,11 @@
 """Example formats: validators name the field; conversions give records GLiNER2's own trainer accepts."""
 
+import json
+
 import pytest
 from gliner2.training.data import InputExample
 
+from outrider.core.errors import InvalidRequest
 from outrider.datasets.formats import count_labels, to_chat, to_gliner2, validate_example
 from outrider.datasets.importers import conll_to_examples, csv_to_examples
 from outrider.datasets.jsonl import encode_examples, parse_jsonl
@@ -106,3 +109,39 @@ def test_encoded_examples_round_trip_through_the_parser():
     data, spans = encode_examples([CLS, {"text": "Zürich ☃", "label": "x"}], start=0)
     parsed = parse_jsonl(data, "classification")
     assert parsed.spans == spans and data.endswith(b"\n") and "Zürich".encode() in data
+
+
+@pytest.mark.parametrize(
+    ("example", "field", "problem"),
+    [
+        ({"text": "\ud800abc", "entities": []}, "text", "not valid Unicode"),
+        ({**NER, "metadata": {"note": ["ok", "x\udfff"]}}, "metadata.note[1]", "not valid Unicode"),
+        ({**NER, "metadata": {"k\ud800": 1}}, "metadata.k\ufffd", "key that is not valid Unicode"),
+        ({**NER, "metadata": {"score": float("nan")}}, "metadata.score", "finite"),
+        ({**NER, "metadata": {"score": float("-inf")}}, "metadata.score", "finite"),
+        ({**NER, "metadata": json.loads('{"a": ' * 70 + "1" + "}" * 70)}, "metadata.a.a.a.a.a", "64 levels"),
+    ],
+)
+def test_text_that_cannot_be_stored_is_refused_naming_the_field(example, field, problem):
+    error = validate_example("ner", example)
+    assert error is not None and error.startswith(f"{field}: ") and problem in error, error
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"text": "\\ud800abc", "entities": []}', "line 2: text: is not valid Unicode"),
+        (b'{"text": "a", "entities": [], "metadata": {"x": NaN}}', "line 2: metadata.x: must be a finite number"),
+        (b'{"text": "a", "entities": [], "metadata": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5001, "line 2: nested"),
+    ],
+)
+def test_jsonl_lines_that_cannot_be_stored_are_refused_with_their_line(line, message):
+    with pytest.raises(InvalidRequest) as raised:
+        parse_jsonl(b'{"text": "ok", "entities": []}\n' + line + b"\n", "ner")
+    assert raised.value.message.startswith(message), raised.value.message
+
+
+def test_csv_fields_longer_than_the_csv_modules_default_limit_import():
+    long_text = "word " * 40_000  # 200,000 characters; the csv module's default limit is 131,072
+    examples = csv_to_examples(f'text,label\n"{long_text}",long\n')
+    assert examples == [{"text": long_text, "label": "long"}]

@@ -49,6 +49,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted platform for small task-specific models.",
         lifespan=lifespan,
+        # No redirect from "/datasets/" to "/datasets": Starlette builds it from the client's Host header, before
+        # authentication (an open redirect). Paths are matched exactly; a trailing slash is a 404.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -22,6 +22,7 @@ from outrider.core.errors import OutriderError, RateLimited
 log = logging.getLogger(__name__)
 
 _OPENAI_TYPES = {
+    400: "invalid_request_error",
     401: "authentication_error",
     402: "insufficient_quota",
     403: "permission_error",
@@ -35,6 +36,7 @@ _OPENAI_TYPES = {
     500: "api_error",
 }
 _ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
     401: "authentication_error",
     402: "billing_error",
     403: "permission_error",
@@ -83,6 +85,9 @@ def error_response(
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     parts, first_param = [], None
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its loc is a character position, not a field
+            parts.append(_json_invalid_message(err))
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc)
         first_param = first_param or (field or None)
@@ -106,12 +111,44 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(request, exc.status_code, str(exc.detail), code=None, headers=exc.headers)
+        unreadable = _unreadable_body(exc)
+        if unreadable is not None:
+            return _invalid_body(request, unreadable)
+        code = getattr(exc, "code", None)  # e.g. BodySizeLimit's 413, raised while the body is read
+        return error_response(request, exc.status_code, str(exc.detail), code=code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal server error", code="internal_error")
+
+
+def _json_invalid_message(err: dict[str, Any]) -> str:
+    loc = [p for p in err.get("loc", ()) if p != "body"]
+    where = f" at character {loc[0]}" if loc else ""
+    return f"the body is not valid JSON: {(err.get('ctx') or {}).get('error', 'decode error')}{where}"
+
+
+# FastAPI answers a body ``json.loads`` fails on with anything but a JSONDecodeError (bytes that are not UTF-8,
+# nesting past Python's recursion limit) as a bare 400. It is the same client error as malformed JSON (422).
+_PARSE_FAILURE = "There was an error parsing the body"
+
+
+def _unreadable_body(exc: StarletteHTTPException) -> str | None:
+    if exc.status_code != 400 or exc.detail != _PARSE_FAILURE:
+        return None
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return f"the body is not valid UTF-8 (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON: nested too deeply"
+    return "the body is not valid JSON"
+
+
+def _invalid_body(request: Request, message: str) -> JSONResponse:
+    if surface_of(request.url.path) == "native":
+        return JSONResponse({"detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}]}, status_code=422)
+    return error_response(request, 422, message, code="invalid_request", param=None)
 
 
 def _jsonable_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 from outrider.api.errors import envelope, surface_of
 
 
@@ -38,7 +40,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(max_bytes)
             return message
 
         try:
@@ -47,14 +49,25 @@ class BodySizeLimit:
             await self._reject(scope, send, max_bytes)
 
     async def _reject(self, scope, send, max_bytes: int) -> None:
-        message = f"request body larger than {max_bytes} bytes"
+        message = _too_large_message(max_bytes)
         body = json.dumps(envelope(surface_of(scope["path"]), 413, message, code="payload_too_large", param=None))
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body.encode()})
 
 
-class _TooLarge(Exception):
-    pass
+def _too_large_message(max_bytes: int) -> str:
+    return f"request body larger than {max_bytes} bytes"
+
+
+class _TooLarge(HTTPException):
+    """A body (without Content-Length, e.g. chunked) that grew past the limit while being read. An
+    HTTPException because FastAPI turns any other error raised while it reads a body into a 400: this one
+    reaches the app's handler and becomes the 413, in the surface's envelope."""
+
+    code = "payload_too_large"
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, _too_large_message(max_bytes))
 
 
 class RateLimitHeaders:

@@ -53,6 +53,7 @@ PUNCTUATION = frozenset(b'"{}[]:, ')
 CLOSING_MARGIN = 8  # room for a pending key, its colon and a short value before the brackets close
 COMMA_COST = 3  # a comma while closing commits to another key and value (or item): about three more tokens
 GRAMMAR_CACHE_SIZE = 64  # compiled grammars kept per tokenizer: requests often repeat one schema
+MAX_REASON_CHARS = 120  # of llguidance's error text in a client's message (the rest is parser state and grammar)
 
 
 def validate_response_schema(schema: dict) -> None:
@@ -67,6 +68,13 @@ def validate_response_schema(schema: dict) -> None:
             f"response_format schema is not a valid JSON Schema: {exc.message} (at {where})",
             param="response_format",
         ) from None
+
+
+def _reason(error: object) -> str:
+    """The first line of llguidance's error, shortened: the full text appends the parser's state and the whole
+    grammar (hundreds of characters of internals that say nothing to a client)."""
+    line = str(error).strip().split("\n", 1)[0].strip()
+    return line if len(line) <= MAX_REASON_CHARS else line[: MAX_REASON_CHARS - 3] + "..."
 
 
 def _scan(data: bytes, depth: int, in_string: bool, escaped: bool) -> tuple[int, bool, bool]:
@@ -198,7 +206,7 @@ class JsonConstraint:
 
     def _raise_if_error(self) -> None:
         if self._matcher.is_error():
-            raise BackendError(f"constrained decoding failed: {self._matcher.get_error()}")
+            raise BackendError(f"constrained decoding failed: {_reason(self._matcher.get_error())}")
 
 
 class JsonConstraintFactory:
@@ -234,6 +242,14 @@ class JsonConstraintFactory:
 
         return new_constraint
 
+    def _admits_a_first_token(self, matcher: llguidance.LLMatcher) -> bool:
+        """Compute the first step's mask on a copy (once per compiled schema: microseconds): a grammar with no
+        allowed first token, or that errors, can never produce output."""
+        probe = matcher.deep_copy()
+        bitmask = torch.zeros(llguidance.torch.get_bitmask_shape(1, self._tokenizer.vocab_size), dtype=torch.int32)
+        llguidance.torch.fill_next_token_bitmask(probe, bitmask)
+        return not probe.is_error() and bool(bitmask.any())
+
     def _compiled(self, schema: dict) -> llguidance.LLMatcher:
         """A freshly compiled matcher that is never advanced itself, only copied (copies cost microseconds)."""
         key = json.dumps(schema, sort_keys=True)
@@ -244,11 +260,20 @@ class JsonConstraintFactory:
         try:
             grammar = llguidance.LLMatcher.grammar_from_json_schema(schema, overrides=JSON_OPTIONS)
         except (ValueError, TypeError) as exc:
-            raise InvalidRequest(f"response_format schema cannot be used: {exc}", param="response_format") from None
+            raise InvalidRequest(
+                f"response_format schema cannot be used: {_reason(exc)}", param="response_format"
+            ) from None
         matcher = llguidance.LLMatcher(self._tokenizer, grammar, log_level=0)
         if matcher.is_error():
             raise InvalidRequest(
-                f"response_format schema is not supported for constrained decoding: {matcher.get_error()}",
+                f"response_format schema is not supported for constrained decoding: {_reason(matcher.get_error())}",
+                param="response_format",
+            )
+        if not self._admits_a_first_token(matcher):
+            # e.g. {"$ref": "#"}: valid JSON Schema, but it only refers to itself, so no JSON value matches it.
+            # llguidance compiles it and fails at the first mask; found here, it is the client's 422, not a 502.
+            raise InvalidRequest(
+                'response_format schema admits no JSON value (it may only refer to itself, like {"$ref": "#"})',
                 param="response_format",
             )
         with self._lock:

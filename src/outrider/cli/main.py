@@ -89,7 +89,13 @@ def keys_create(
     if found is None:
         typer.secho(f"no account named '{account}'", fg="red", err=True)
         raise typer.Exit(1)
-    issued = svc.accounts.issue_key(found.id, name=name)
+    from outrider.core.errors import OutriderError
+
+    try:
+        issued = svc.accounts.issue_key(found.id, name=name)
+    except OutriderError as exc:  # e.g. a name with control characters
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from None
     typer.echo(issued.raw_key)
 
 
@@ -127,7 +133,13 @@ def accounts_create(
     data_dir: Path | None = DataDir,
 ) -> None:
     """Create an account and print its first API key once."""
-    account, issued = _local_services(data_dir).accounts.create_account(name, is_admin=admin)
+    from outrider.core.errors import OutriderError
+
+    try:
+        account, issued = _local_services(data_dir).accounts.create_account(name, is_admin=admin)
+    except OutriderError as exc:  # an unsafe name, or one already taken
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from None
     typer.secho(f"created {account.id} ({account.name})", err=True)
     typer.echo(issued.raw_key)
 

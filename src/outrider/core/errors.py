@@ -13,7 +13,8 @@
     +-- RateLimited               too many requests; carries ``retry_after`` seconds (429)
     +-- ModelUnavailable          the model exists but cannot be loaded here, e.g. an offline hub (503)
     +-- BackendError              the model backend or an upstream failed while serving (502)
-        +-- UpstreamError         an upstream provider: 5xx, timeout, refused connection, rejected key, open circuit
+    |   +-- UpstreamError         an upstream provider: 5xx, timeout, refused connection, rejected key, open circuit
+    +-- ClientDisconnected        the client went away before its response was ready (499; nobody reads it)
 
 Services and backends raise these; only ``api/*/errors.py`` turns them into HTTP responses.
 Each class carries its HTTP status and a stable machine-readable ``code``.
@@ -105,3 +106,11 @@ class UpstreamError(BackendError):
     def __init__(self, message: str, *, code: str = "upstream_error") -> None:
         super().__init__(message)
         self.code = code
+
+
+class ClientDisconnected(OutriderError):
+    """The client closed the connection while its call ran; the call was stopped and recorded ``cancelled``.
+    499 is nginx's "client closed request": the answer is never read, but it keeps access logs truthful."""
+
+    status_code = 499
+    code = "client_closed_request"

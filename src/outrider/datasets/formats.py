@@ -18,7 +18,9 @@ the trainers read. Documented with examples in ``docs/datasets.md``.
                     roles system/user/assistant; the last message is the assistant's (the training target).
 
 Every example may also carry ``metadata`` (any JSON object), ignored by the trainers; any other key is an
-error, so that a misspelt field is reported instead of silently dropped.
+error, so that a misspelt field is reported instead of silently dropped. Anywhere in an example, strings must
+be valid Unicode (no lone surrogate such as ``"\\ud800"``), numbers finite (no NaN or Infinity) and nesting at
+most ``core.text.MAX_DEPTH`` (64) levels deep.
 
 Validators return ``None`` for a valid example, or one message that names the offending field
 (``entities[1].end: ...``); ``labels`` optionally restricts the label set (generation and imports use it).
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+
+from outrider.core.text import dotted, find_invalid
 
 TASK_TYPES = ("ner", "classification", "structures", "relations", "decoder")
 ROLES = ("system", "user", "assistant")
@@ -66,6 +70,9 @@ def check_example(task_type: str, example: Any, labels: list[str] | None = None)
         raise ExampleError("task_type", f"must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
     if not isinstance(example, dict):
         raise ExampleError("", f"an example must be a JSON object, got {_kind(example)}")
+    invalid = find_invalid(example)  # a lone surrogate, NaN/Infinity, nesting past MAX_DEPTH: never stored
+    if invalid is not None:
+        raise ExampleError(dotted(invalid[0]), invalid[1])
     required, optional = _KEYS[task_type]
     for key in sorted(required):
         if key not in example:

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from outrider.core.errors import InvalidRequest
 
 IMPORT_FORMATS = {"conll": "ner", "csv": "classification"}
 LABEL_COLUMNS = ("label", "category", "intent", "class")
+
+# The csv module refuses fields over 128 KiB by default; a field is already bounded by the upload size limit
+# (OUTRIDER_MAX_DATASET_UPLOAD_BYTES), as a JSONL text is, so a long document is accepted as in JSONL.
+# (Process-wide, and only ever raised; 2**31 - 1 fits a C long everywhere.)
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def _decode(data: bytes | str, what: str) -> str:
@@ -85,6 +91,13 @@ def _sentence(tokens: list[tuple[str, str]]) -> dict:
 def csv_to_examples(data: bytes | str) -> list[dict]:
     """A CSV with a header naming a ``text`` column and a label column -> ``classification`` examples."""
     reader = csv.reader(io.StringIO(_decode(data, "CSV"), newline=""))
+    try:
+        return _csv_rows(reader)
+    except csv.Error as exc:  # malformed quoting and the like: the client's file, named by line
+        raise InvalidRequest(f"line {reader.line_num}: not valid CSV: {exc}", param="file") from exc
+
+
+def _csv_rows(reader: Any) -> list[dict]:
     header = [h.strip().lower() for h in next(reader, [])]
     if "text" not in header:
         raise InvalidRequest(f"the CSV header needs a 'text' column; found {header}", param="file")

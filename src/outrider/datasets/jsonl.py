@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from outrider.core.errors import InvalidRequest
+from outrider.core.text import MAX_DEPTH
 from outrider.datasets.formats import ExampleError, check_example, example_labels
 
 BOM = b"\xef\xbb\xbf"
@@ -52,6 +53,8 @@ def parse_jsonl(data: bytes, task_type: str, *, labels: list[str] | None = None)
             example = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"line {number}: invalid JSON: {exc.msg} (column {exc.colno})", param="file") from exc
+        except RecursionError:  # far past MAX_DEPTH: the decoder itself gives up
+            raise InvalidRequest(f"line {number}: nested more than {MAX_DEPTH} levels deep", param="file") from None
         try:
             check_example(task_type, example, labels)
         except ExampleError as exc:

@@ -90,8 +90,9 @@ async def run_generation(ctx: JobContext) -> dict:
     try:
         # Teacher calls go through GenerationService under the job owner's key: scoped to its model pool,
         # recorded as usage and charged to the account as "generation" (the billing seam for jobs).
-        # store=False keeps hundreds of teacher prompts out of the inference history.
-        call = CallContext(principal, "generation-job", payload["teacher_model"], store=False)
+        # store=False keeps hundreds of teacher prompts out of the inference history; job_id is each
+        # charge's reference_id (GET /credits/transactions).
+        call = CallContext(principal, "generation-job", payload["teacher_model"], store=False, job_id=job.id)
         teacher = Teacher(services.generation, call)
         request = SynthesisRequest(
             task_type=payload["task_type"],

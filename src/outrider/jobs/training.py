@@ -322,7 +322,13 @@ async def run_training(ctx: JobContext) -> dict[str, Any]:
     joblog = JobLog(job_dir / LOG_FILE)
     try:
         joblog.write(f"job {ctx.job.id} started: {ctx.job.payload.get('model_name')!r}")
-        prepared = await asyncio.to_thread(training.prepare_run, ctx.job)
+        # The stop flag is looked at while preparing too: a job over many or large datasets can take a
+        # while here, and a stop must not wait for it.
+        try:
+            prepared = await asyncio.to_thread(training.prepare_run, ctx.job, ctx.should_stop)
+        except StopRequested as stopped:
+            joblog.write(f"job stopped: {stopped}")
+            raise
         joblog.write(
             f"{prepared['train_examples']} training and {prepared['val_examples']} validation examples "
             f"({prepared['task_type']}, labels: {', '.join(prepared['labels'][:20]) or '-'})"

@@ -8,24 +8,34 @@ as a prefix so people can tell their keys apart.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
 from outrider.storage.db import Database
 from outrider.storage.queries import accounts as q
+from outrider.storage.queries import as_utc, now
 from outrider.storage.queries import billing as billing_q
-from outrider.storage.queries import now
 from outrider.storage.records import Account, ApiKey
 
 KEY_PREFIX = "ork_"
 SHOWN_PREFIX_LEN = 12
 OPTIMIZE_MODES = ("balanced", "quality", "cost", "latency")
 _TOUCH_EVERY = timedelta(minutes=1)
+# Upper bounds of the per-key limits: far above any real use, and inside SQLite's 64-bit integers.
+MAX_RPM_LIMIT = 10**9
+MAX_TPM_LIMIT = 10**12
+# Account names end up in logs, CLI output and (later) paths: letters, digits, '.', '_', '-', not starting
+# with a dot or a dash, so that '../../evil' and friends are refused.
+ACCOUNT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+# Key names are free-form labels (spaces allowed) without control characters.
+KEY_NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+RESTRICTIONS = ("model_pool", "rpm_limit", "tpm_limit", "expires_at")
 
 
 def generate_raw_key() -> str:
@@ -79,8 +89,20 @@ class AccountService:
         return Bootstrap(account=account, raw_key=None if admin_api_key else raw)
 
     def create_account(
-        self, name: str, *, is_admin: bool = False, unlimited_credits: bool = False
+        self, name: str, *, is_admin: bool = False, unlimited_credits: bool = False, by: Principal | None = None
     ) -> tuple[Account, IssuedKey]:
+        """Create an account and its first (unrestricted) key. ``by``: the calling admin (None: the CLI)."""
+        if not re.fullmatch(ACCOUNT_NAME_PATTERN, name):
+            raise InvalidRequest(
+                "name must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param="name"
+            )
+        if by is not None and is_restricted(by.key):
+            # The new account's first key has no restrictions: a restricted key must not be a way to get one.
+            raise PermissionDenied(
+                f"a key with restrictions ({', '.join(_restrictions_of(by.key))}) cannot create accounts; "
+                "use an unrestricted admin key",
+                param=_restrictions_of(by.key)[0],
+            )
         with self.db.session() as s:
             if q.get_account_by_name(s, name) is not None:
                 raise Conflict(f"an account named '{name}' already exists", param="name")
@@ -105,14 +127,22 @@ class AccountService:
         expires_at: datetime | None = None,
         rpm_limit: int | None = None,
         tpm_limit: int | None = None,
+        issuer: Principal | None = None,
     ) -> IssuedKey:
+        """Issue a key. ``issuer``: the key that asks for it (None: the CLI or bootstrap, which may issue any
+        key); the new key is then at most as permissive as the issuer's (see docs/keys-and-accounts.md)."""
+        _check_key_name(name)
         _check_key_limits({"rpm_limit": rpm_limit, "tpm_limit": tpm_limit})
+        expires_at = _future_expiry(expires_at)
         if optimize_mode not in OPTIMIZE_MODES:
             raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
         raw = generate_raw_key()
         with self.db.session() as s:
             if q.get_account(s, account_id) is None:
                 raise NotFound(f"account '{account_id}' not found")
+            if issuer is not None:
+                settings = {"model_pool": model_pool, "rpm_limit": rpm_limit, "tpm_limit": tpm_limit}
+                _check_within(_current_key(s, issuer), {**settings, "expires_at": expires_at}, "create")
             key = q.create_key(
                 s,
                 account_id=account_id,
@@ -132,17 +162,29 @@ class AccountService:
             return q.list_keys(s, principal.account.id)
 
     def update_key(self, principal: Principal, key_id: str, changes: dict) -> ApiKey:
-        """Change a key's name, model pool, optimisation mode or expiry (owner or admin)."""
+        """Change a key's name, model pool, optimisation mode, expiry or limits (owner or admin). A restricted
+        caller cannot change its own restrictions, and only changes keys within its bounds to settings within
+        them (see docs/keys-and-accounts.md)."""
         unknown = set(changes) - {"name", "model_pool", "optimize_mode", "expires_at", "rpm_limit", "tpm_limit"}
         if unknown:
             raise InvalidRequest(f"keys have no settable fields {sorted(unknown)}", param=sorted(unknown)[0])
         _check_key_limits(changes)
+        if "name" in changes:
+            _check_key_name(changes["name"])
+        if "expires_at" in changes:
+            changes = {**changes, "expires_at": _future_expiry(changes["expires_at"])}
         if "optimize_mode" in changes and changes["optimize_mode"] not in OPTIMIZE_MODES:
             raise InvalidRequest(f"optimize_mode must be one of {', '.join(OPTIMIZE_MODES)}", param="optimize_mode")
         with self.db.session() as s:
             key = _managed_key(s, principal, key_id)
             if key.revoked_at is not None:
                 raise Conflict("a revoked key cannot be changed", param="key_id")
+            caller = _current_key(s, principal)
+            if key.id == caller.id:
+                _check_own_restrictions_kept(caller, changes)
+            else:
+                _check_within(caller, _settings_of(key), "change", key_id=key.id)
+                _check_within(caller, {**_settings_of(key), **changes}, "change")
             updated = q.update_key(s, key_id, changes)
         self._forget(key_id)
         return updated
@@ -152,8 +194,13 @@ class AccountService:
         self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
 
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
+        """Revoke a key. A restricted key may revoke itself and the keys it could have issued (at most as
+        permissive as itself), never a wider one: a leaked restricted key cannot lock its owner out."""
         with self.db.session() as s:
-            _managed_key(s, principal, key_id)
+            key = _managed_key(s, principal, key_id)
+            caller = _current_key(s, principal)
+            if key.id != caller.id:
+                _check_within(caller, _settings_of(key), "revoke", key_id=key.id)
             revoked = q.revoke_key(s, key_id)
         self._forget(key_id)
         return revoked
@@ -199,10 +246,100 @@ class AccountService:
 
 
 def _check_key_limits(values: dict) -> None:
-    for field in ("rpm_limit", "tpm_limit"):
+    for field, most in (("rpm_limit", MAX_RPM_LIMIT), ("tpm_limit", MAX_TPM_LIMIT)):
         value = values.get(field)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise InvalidRequest(f"{field} must be a positive integer (or null for no per-key limit)", param=field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most):
+            raise InvalidRequest(
+                f"{field} must be an integer from 1 to {most} (or null for no per-key limit)", param=field
+            )
+
+
+def _check_key_name(name: object) -> None:
+    if not isinstance(name, str) or not re.fullmatch(KEY_NAME_PATTERN, name):
+        raise InvalidRequest("name must be 1-200 characters without control characters", param="name")
+
+
+def _future_expiry(expires_at: datetime | None) -> datetime | None:
+    """``expires_at`` in UTC (a time without a zone is taken as UTC), refused unless it is in the future."""
+    if expires_at is None:
+        return None
+    try:
+        value = expires_at.replace(tzinfo=UTC) if expires_at.tzinfo is None else expires_at.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00: past the last representable instant
+        raise InvalidRequest("expires_at is out of range", param="expires_at") from None
+    if value <= now():
+        raise InvalidRequest("expires_at must be in the future (revoke a key to stop it now)", param="expires_at")
+    return value
+
+
+def is_restricted(key: ApiKey) -> bool:
+    """A key with a model pool, a per-key limit or an expiry. Only unrestricted keys manage keys freely."""
+    return bool(_restrictions_of(key))
+
+
+def _restrictions_of(key: ApiKey) -> list[str]:
+    return [field for field, value in _settings_of(key).items() if value is not None]
+
+
+def _settings_of(key: ApiKey) -> dict:
+    return {field: getattr(key, field) for field in RESTRICTIONS}
+
+
+def _current_key(session: Session, principal: Principal) -> ApiKey:
+    """The caller's key as stored now (the principal may come from the authentication cache)."""
+    return q.get_key(session, principal.key.id) or principal.key
+
+
+def _check_within(caller: ApiKey, settings: dict, action: str, *, key_id: str | None = None) -> None:
+    """Refuse (403) ``settings`` of a key that would be more permissive than the calling key: pool not a
+    subset, a looser or missing limit, a later or missing expiry. ``key_id``: the settings are an existing
+    key's (revoke, or a change to a key wider than the caller), named in the message."""
+    for field in RESTRICTIONS:
+        ceiling, value = getattr(caller, field), settings.get(field)
+        if ceiling is None:
+            continue
+        if field == "model_pool":
+            wider = value is None or not set(value) <= set(ceiling)
+            bound = f"a model_pool within the calling key's {ceiling}"
+        elif field == "expires_at":
+            wider = value is None or as_utc(value) > as_utc(ceiling)
+            bound = f"an expires_at no later than the calling key's ({ceiling.isoformat()})"
+        else:
+            wider = value is None or value > ceiling
+            bound = f"a {field} of at most the calling key's {ceiling}"
+        if not wider:
+            continue
+        if key_id is not None:
+            raise PermissionDenied(
+                f"key '{key_id}' is more permissive than the calling key ({field}): only an unrestricted key "
+                f"can {action} it",
+                param=field,
+            )
+        raise PermissionDenied(
+            f"{field}: a key can only {action} keys at most as permissive as itself; this one needs {bound}",
+            param=field,
+        )
+
+
+def _check_own_restrictions_kept(caller: ApiKey, changes: dict) -> None:
+    """A restricted key cannot change its own pool, limits or expiry (it could lift them); resending the
+    current value is not a change."""
+    if not is_restricted(caller):
+        return
+    for field in RESTRICTIONS:
+        if field not in changes:
+            continue
+        current, new = getattr(caller, field), changes[field]
+        same = (
+            as_utc(current) == as_utc(new)
+            if field == "expires_at"
+            else (sorted(current) == sorted(new) if field == "model_pool" and current and new else current == new)
+        )
+        if not same:
+            raise PermissionDenied(
+                f"{field}: a key with restrictions cannot change its own {field}; use an unrestricted key",
+                param=field,
+            )
 
 
 def _managed_key(session: Session, principal: Principal, key_id: str) -> ApiKey:

@@ -10,7 +10,6 @@ unreferenced file, never a visible half-version); on a database error the files 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections import Counter
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from outrider.config import Settings
 from outrider.core.errors import Conflict, InvalidRequest, NotFound
 from outrider.core.ids import new_id
+from outrider.core.text import loads_repaired
 from outrider.datasets.files import VersionFiles
 from outrider.datasets.formats import TASK_TYPES, count_labels, validate_example
 from outrider.datasets.importers import import_examples
@@ -175,7 +175,8 @@ class DatasetService:
         def read() -> ExamplePage:
             dataset, found = self._version(account_id, name, version)
             lines = self.files.read_examples(found.path, offset, limit, found.example_count)
-            return ExamplePage(dataset, found, [json.loads(line) for line in lines], offset, limit)
+            # loads_repaired: a lone surrogate stored before uploads were checked is shown as U+FFFD, not a 500.
+            return ExamplePage(dataset, found, [loads_repaired(line) for line in lines], offset, limit)
 
         return await asyncio.to_thread(read)
 
@@ -187,7 +188,7 @@ class DatasetService:
     def read_all(self, version: DatasetVersion) -> list[dict]:
         """Every committed example of a version (trainers read datasets through this)."""
         lines = self.files.read_examples(version.path, 0, version.example_count, version.example_count)
-        return [json.loads(line) for line in lines]
+        return [loads_repaired(line) for line in lines]
 
     # -- deleting ---------------------------------------------------------------------------------------
     async def delete(self, account_id: str, name: str, version: int | str | None = None) -> list[DatasetVersion]:

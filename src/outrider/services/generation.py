@@ -1,8 +1,9 @@
 """Generation: validate parameters, resolve the decoder, run n streams, account usage and cost, record.
 
-Surfaces call ``start`` and then either iterate ``chunks()`` (streaming) or ``collect()`` (one response).
-Either way the call is recorded once it ends, also when the client disconnects mid-stream: then the
-streams are cancelled and what was produced so far is what is recorded (and, with billing, charged).
+Surfaces call ``start`` and then iterate ``chunks()`` (streaming), or ``run`` (start and ``collect()``: one
+response). Either way the call is recorded once it ends, also when the client disconnects (a stream closed
+mid-way, or ``run``'s task cancelled by ``api/disconnect.py``): then the streams are cancelled and what was
+produced so far is what is recorded (and, with billing, charged), with status ``cancelled``.
 """
 
 from __future__ import annotations
@@ -316,6 +317,7 @@ class GenerationService:
             prompt_token_bound(request.messages, request.prompt),
             request.params.max_tokens * request.n,
         )
+        streams: list[GenerationStream] = []
         try:
             loaded = await self.registry.get(spec)
             prompt = request.messages if request.messages is not None else request.prompt
@@ -341,10 +343,21 @@ class GenerationService:
             await self.billing.release(hold)
             raise BackendError(f"model '{spec.id}' failed to start generating: {type(exc).__name__}") from exc
         except BaseException:  # the client went away while the model loaded or the upstream was opened
-            self.recorder.track(self.billing.release(hold))
+            if streams:
+                # Requests were sent (an upstream may already bill them): stop them and record the call
+                # ``cancelled`` with what they cost, as when a client leaves once generation has started.
+                ActiveGeneration(self.recorder, ctx, spec, request, streams, hold).cancel()
+            else:
+                self.recorder.track(self.billing.release(hold))
             raise
         return ActiveGeneration(self.recorder, ctx, spec, request, streams, hold)
 
-    async def generate(self, ctx: CallContext, request: GenerationRequest) -> GenerationOutcome:
+    async def run(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
+        """Start and collect, for an answer sent whole. Cancelling the caller's task (its client went away)
+        stops the generation: the call is recorded ``cancelled`` and charged for what was produced."""
         active = await self.start(ctx, request)
-        return await active.collect()
+        await active.collect()
+        return active
+
+    async def generate(self, ctx: CallContext, request: GenerationRequest) -> GenerationOutcome:
+        return (await self.run(ctx, request)).outcome()

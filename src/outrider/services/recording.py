@@ -37,6 +37,7 @@ class CallContext:
     store: bool = True
     project_id: str | None = None
     routing: dict | None = None  # the routing decision, when the caller asked for model "auto"
+    job_id: str | None = None  # the job the call is made for (a generation job's teacher calls): what it charges
 
 
 @dataclass
@@ -45,6 +46,7 @@ class _Pending:
     inference: NewInference | None
     usage: NewUsage
     hold: Hold | None
+    reference_id: str | None = None  # of the charge: the job the call was made for, else the inference
 
 
 TokenMeter = Callable[[Principal, int], Awaitable[None]]
@@ -73,7 +75,7 @@ class Recorder:
                     reserved=item.hold.amount,
                     cost=item.usage.cost_micro_usd,
                     kind=charge_kind(item.usage.surface),
-                    reference_id=item.inference_id,
+                    reference_id=item.reference_id,
                     api_key_id=item.usage.api_key_id,
                     model_id=item.usage.model_id,
                 )
@@ -151,7 +153,8 @@ class Recorder:
         )
         if hold is not None:
             hold.done = True  # settled by this write, or released if the write fails
-        await self._commits.submit(_Pending(inference_id, inference, new_usage, hold))
+        reference_id = ctx.job_id or inference_id
+        await self._commits.submit(_Pending(inference_id, inference, new_usage, hold, reference_id))
         if self.token_meter is not None and usage.total_tokens:
             await self.token_meter(ctx.principal, usage.total_tokens)
         return inference_id

@@ -128,6 +128,15 @@ class RoutingService:
                     continue  # a key may name a model that is gone; routing just does not offer it
                 if spec.kind == "decoder":
                     specs.append(spec)
+            if not specs:
+                # 422, not 403: nothing is withheld from the key (it may call each model in its pool by name),
+                # and not 502: no server fault, the request asks "auto" to chat with a pool that cannot. As for
+                # an extraction model named in routing.model_pool, the same request always fails the same way.
+                raise InvalidRequest(
+                    "model 'auto' routes between generation models and this API key's model pool has none "
+                    f"(pool: {', '.join(key_pool)}); name a model, or use a key whose pool has a generation model",
+                    param="model",
+                )
         else:
             specs = [s for s in self.registry.specs() if s.kind == "decoder"]
         available = [s for s in specs if _can_serve(s)]

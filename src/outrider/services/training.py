@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -27,8 +27,10 @@ from outrider.backends.encoder_gliner import MINILM_BASE_ID
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
 from outrider.core.errors import InvalidRequest, ModelNotFound, NotFound, OutriderError
+from outrider.core.text import loads_repaired
 from outrider.datasets.formats import count_labels, to_chat, to_gliner2
 from outrider.jobs.training import TRAINING_KIND
+from outrider.jobs.worker import StopRequested
 from outrider.services.accounts import Principal
 from outrider.services.datasets import DatasetService
 from outrider.services.jobs import JobService
@@ -47,6 +49,11 @@ ENCODER_TASKS = ("ner", "classification", "structures", "relations")
 FINISHED = ("complete", "failed", "stopped")
 LOG_POLL_S = 0.5
 DELETE_WAIT_EXTRA_S = 15.0
+# One job trains on at most this many dataset versions: the list is expanded into one training file, so
+# an unbounded list turns a small request into an arbitrarily large job (issue #15).
+MAX_TRAINING_DATASETS = 20
+MAX_SEED = 2**32 - 1  # what every trainer's RNG accepts (numpy's seeds are 32-bit)
+PREPARE_READ_CHUNK = 2000  # examples read (and converted) between two looks at the job's stop flag
 
 
 @dataclass(frozen=True)
@@ -167,7 +174,12 @@ class TrainingService:
     async def _check_datasets(self, account_id: str, refs: list[DatasetRef]) -> tuple[str, list[dict[str, Any]]]:
         if not refs:
             raise InvalidRequest('datasets must name at least one dataset: [{"name": ...}]', param="datasets")
-        task_types, chosen = set(), []
+        if len(refs) > MAX_TRAINING_DATASETS:
+            raise InvalidRequest(
+                f"datasets: at most {MAX_TRAINING_DATASETS} dataset versions per job, got {len(refs)}",
+                param="datasets",
+            )
+        task_types, chosen, seen = set(), [], set()
         for ref in refs:
             try:
                 dataset, version = await self.datasets.version(account_id, ref.name, ref.version)
@@ -177,6 +189,14 @@ class TrainingService:
                 raise InvalidRequest(
                     f"datasets: version {version.version} of dataset '{ref.name}' has no examples", param="datasets"
                 )
+            # Compared once "latest" / no version is resolved: the same examples twice would only weigh
+            # them double, which is never what a client means (and it multiplies the job's size).
+            if version.id in seen:
+                raise InvalidRequest(
+                    f"datasets: version {version.version} of dataset '{dataset.name}' is named more than once",
+                    param="datasets",
+                )
+            seen.add(version.id)
             task_types.add(version.task_type)
             chosen.append(
                 {
@@ -198,6 +218,8 @@ class TrainingService:
         account_id = principal.account.id
         if not request.model_name or not request.model_name.strip() or len(request.model_name) > 200:
             raise InvalidRequest("model_name must be 1-200 characters", param="model_name")
+        if not 0 <= request.seed <= MAX_SEED:
+            raise InvalidRequest(f"seed must be between 0 and {MAX_SEED}", param="seed")
         base = await asyncio.to_thread(self._resolve_base, account_id, request.base_model)
         task_type, chosen = await self._check_datasets(account_id, request.datasets)
         family = task_family(task_type)
@@ -241,16 +263,31 @@ class TrainingService:
         return await self.jobs.submit(principal.account.id, TRAINING_KIND, payload, prefix=JOB_PREFIX)
 
     # -- preparing a run (called by the job handler, in a thread) -------------------------------------------
-    def prepare_run(self, job: Job) -> dict[str, Any]:
-        """Read the datasets, split off the validation examples, write the trainer's records and spec."""
+    def prepare_run(self, job: Job, should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+        """Read the datasets, split off the validation examples, write the trainer's records and spec.
+
+        Runs in a worker thread; ``should_stop`` (the job's stop flag) is looked at between datasets and
+        every ``PREPARE_READ_CHUNK`` examples, so a stop during a long preparation ends it within about a
+        second (``StopRequested``: the job ends ``stopped``)."""
+
+        def check_stop() -> None:
+            if should_stop():
+                raise StopRequested("stopped while preparing the training data")
+
         payload = job.payload
         examples: list[dict] = []
         for ref in payload["datasets"]:
+            check_stop()
             with self.db.session() as s:
                 version = datasets_q.get_version(s, ref["version_id"])
             if version is None:
                 raise NotFound(f"version {ref['version']} of dataset '{ref['name']}' was deleted before training")
-            examples += self.datasets.read_all(version)
+            files, count = self.datasets.files, version.example_count
+            for start in range(0, count, PREPARE_READ_CHUNK):
+                check_stop()
+                lines = files.read_examples(version.path, start, PREPARE_READ_CHUNK, count)
+                examples += [loads_repaired(line) for line in lines]  # as DatasetService.read_all reads them
+        check_stop()
         if not examples:
             raise InvalidRequest("the datasets have no examples")
         task_type, family = payload["task_type"], payload["family"]
@@ -270,8 +307,11 @@ class TrainingService:
         job_dir.mkdir(parents=True, exist_ok=True)
         for name, part in ((TRAIN_FILE, train), (VAL_FILE, val)):
             with open(job_dir / name, "w", encoding="utf-8") as handle:
-                for example in part:
+                for index, example in enumerate(part):
+                    if index % PREPARE_READ_CHUNK == 0:
+                        check_stop()
                     handle.write(json.dumps(convert(example), ensure_ascii=False) + "\n")
+        check_stop()
         spec = {
             "job_id": job.id,
             "family": family,

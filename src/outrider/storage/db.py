@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,9 +13,11 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from outrider.core.text import loads_repaired
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
@@ -29,14 +33,39 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _make_private(url: str) -> None:
+    """Create the SQLite file 0600 before SQLite would (with the umask's mode, typically 0644): it holds key
+    hashes and every account's records. SQLite gives its -wal, -shm and -journal files the database file's
+    mode; existing ones are tightened too (an older install's)."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite reports that itself
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))  # an empty file is an empty database to SQLite
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 class Database:
     """Owns the engine and hands out sessions; one per process, built from settings."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         is_sqlite = url.startswith("sqlite")
+        if is_sqlite:
+            _make_private(url)
         connect_args = {"check_same_thread": False, "timeout": 10} if is_sqlite else {}
-        self.engine: Engine = create_engine(url, connect_args=connect_args, pool_pre_ping=not is_sqlite)
+        self.engine: Engine = create_engine(
+            url,
+            connect_args=connect_args,
+            pool_pre_ping=not is_sqlite,
+            # JSON columns read back with any lone surrogate (stored before request text was checked) repaired
+            # to U+FFFD: one bad row must not make every later read of it fail to render.
+            json_deserializer=loads_repaired,
+        )
         if is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

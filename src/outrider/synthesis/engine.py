@@ -1,12 +1,12 @@
 """``synthesize``: produce ``num_examples`` validated, de-duplicated, label-balanced examples with a teacher.
 
 The run works in waves of concurrent requests (a local decoder decodes up to ``decoder_max_batch`` rows per
-step, so a full wave costs little more wall time than one request). Each wave's answers are checked alone
-(``tasks``), then in order against the set so far (format validation, label quota, exact and near
-duplicates); what passes is handed to ``on_examples`` at once, so a stop or a failure loses nothing already
-accepted. The run ends when enough examples were accepted, ``should_stop()`` says so, or the attempt budget
-(``ATTEMPTS_PER_EXAMPLE`` per requested example) is spent: then it returns what it has and the caller
-decides whether that is a failure.
+step, so a full wave costs little more wall time than one request). Each answer is checked alone
+(``tasks``) and then against the set so far (format validation, label quota, exact and near duplicates) as
+soon as its request ends; what passes is handed to ``on_examples`` at once, without waiting for the rest of
+the wave, so a stop, a failure or a crash loses nothing already accepted. The run ends when enough
+examples were accepted, ``should_stop()`` says so, or the attempt budget (``ATTEMPTS_PER_EXAMPLE`` per
+requested example) is spent: then it returns what it has and the caller decides whether that is a failure.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ class _Run:
         self.summary = SynthesisSummary()
         self.rejected: Counter[str] = Counter()
         self.failed_waves = 0
+        self.wave_errors = 0  # requests of the current wave that failed
+        self.last_error: BaseException | None = None
 
     def _is(self, task_type: str) -> bool:
         return self.request.task_type == task_type
@@ -143,38 +145,71 @@ class _Run:
         instruction = self.request.prompt or f"Answer questions about {self.domain}."
         return await produce_decoder(self.producer, slot, instruction, self.request.domain_description)
 
-    def admit(self, slots: list[Slot], outcomes: list[Any]) -> tuple[list[dict], BaseException | None]:
-        """Accepted examples of one wave, in order; plus an error that must end the run (raised by the caller
-        once the accepted examples are handed over)."""
-        accepted: list[dict] = []
+    def admit(self, slot: Slot, outcome: Any) -> tuple[dict | None, BaseException | None]:
+        """One finished request: its example if accepted, or an error that must end the run (raised by the
+        caller once the rest of the wave is handed over)."""
+        self._release(slot)
+        if isinstance(outcome, BaseException):
+            self.wave_errors += 1
+            self.last_error = outcome
+            if isinstance(outcome, OutriderError) and outcome.status_code >= 500:
+                log.warning("teacher request failed: %s", outcome)
+                self.rejected["teacher_error"] += 1
+                return None, None
+            return None, outcome  # refused (credits, pool, parameters) or a bug: retrying cannot help
+        if isinstance(outcome, Rejected):
+            self.rejected[outcome.reason] += 1
+            return None, None
+        self.summary.dropped_entities += outcome.dropped_mentions
+        if self.summary.generated >= self.request.num_examples:
+            self.summary.unused += 1  # a full wave can overshoot what is still needed
+            return None, None
+        reason = self._gate(outcome)
+        if reason:
+            self.rejected[reason] += 1
+            return None, None
+        self.summary.generated += 1
+        return outcome.example, None
+
+    async def wave(
+        self, on_examples: Callable[[list[dict]], Awaitable[None]], on_progress: Callable[[int], None] | None
+    ) -> BaseException | None:
+        """Run one wave of requests and hand over each accepted example as soon as its request ends (those
+        that end together as one batch): an example the teacher was paid for is never held back waiting on
+        the wave's slowest request, so a failure or a crash meanwhile loses none. Returns the error that must
+        end the run, if any, once every request of the wave has ended."""
+        slots = self.plan()
+
+        async def attempt(slot: Slot) -> Candidate | Rejected | Exception:
+            try:
+                return await self.produce(slot)
+            except Exception as exc:  # an outcome like any other; cancellation still propagates
+                return exc
+
+        running = {asyncio.ensure_future(attempt(slot)): (index, slot) for index, slot in enumerate(slots)}
         fatal: BaseException | None = None
-        errors = 0
-        for slot, outcome in zip(slots, outcomes, strict=True):
-            self._release(slot)
-            if isinstance(outcome, BaseException):
-                errors += 1
-                if isinstance(outcome, OutriderError) and outcome.status_code >= 500:
-                    log.warning("teacher request failed: %s", outcome)
-                    self.rejected["teacher_error"] += 1
-                elif fatal is None:  # refused (credits, pool, parameters) or a bug: retrying cannot help
-                    fatal = outcome
-                continue
-            if isinstance(outcome, Rejected):
-                self.rejected[outcome.reason] += 1
-                continue
-            self.summary.dropped_entities += outcome.dropped_mentions
-            if self.summary.generated + len(accepted) >= self.request.num_examples:
-                self.summary.unused += 1  # a full wave can overshoot what is still needed
-                continue
-            reason = self._gate(outcome)
-            if reason:
-                self.rejected[reason] += 1
-            else:
-                accepted.append(outcome.example)
-        self.failed_waves = self.failed_waves + 1 if errors == len(slots) else 0
+        self.wave_errors = 0
+        try:
+            pending = set(running)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                accepted = []
+                for task in sorted(done, key=lambda t: running[t][0]):  # in the planned order
+                    example, error = self.admit(running[task][1], task.result())
+                    if example is not None:
+                        accepted.append(example)
+                    fatal = fatal or error
+                if accepted:
+                    await on_examples(accepted)
+                    if on_progress is not None:
+                        on_progress(self.summary.generated)
+        finally:
+            for task in running:  # cancelled or failed in on_examples: no teacher call is left running
+                task.cancel()
+        self.failed_waves = self.failed_waves + 1 if self.wave_errors == len(slots) else 0
         if fatal is None and self.failed_waves >= FAILED_WAVES_LIMIT:
-            fatal = next(o for o in reversed(outcomes) if isinstance(o, BaseException))
-        return accepted, fatal
+            fatal = self.last_error
+        return fatal
 
     def _gate(self, candidate: Candidate) -> str | None:
         example = candidate.example
@@ -226,14 +261,7 @@ async def synthesize(
                 raise
             log.warning("could not get topics from the teacher, using generic ones: %s", exc)
     while not run.finished and not should_stop():
-        slots = run.plan()
-        outcomes = await asyncio.gather(*(run.produce(slot) for slot in slots), return_exceptions=True)
-        accepted, fatal = run.admit(slots, list(outcomes))
-        if accepted:
-            run.summary.generated += len(accepted)
-            await on_examples(accepted)
-            if on_progress is not None:
-                on_progress(run.summary.generated)
+        fatal = await run.wave(on_examples, on_progress)
         if fatal is not None:
             run.finish()
             raise fatal

@@ -56,6 +56,7 @@ async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: 
         expires_at=body.expires_at,
         rpm_limit=body.rpm_limit,
         tpm_limit=body.tpm_limit,
+        issuer=who,
     )
     return _created(issued)
 
@@ -84,10 +85,14 @@ async def revoke_key(key_id: str, who: Principal = Depends(principal), svc: Serv
 
 @router.post("/accounts", response_model=AccountCreated, status_code=201)
 async def create_account(
-    body: AccountCreate, _: Principal = Depends(admin), svc: Services = Depends(services)
+    body: AccountCreate, who: Principal = Depends(admin), svc: Services = Depends(services)
 ) -> AccountCreated:
     account, issued = await asyncio.to_thread(
-        svc.accounts.create_account, body.name, is_admin=body.is_admin, unlimited_credits=body.unlimited_credits
+        svc.accounts.create_account,
+        body.name,
+        is_admin=body.is_admin,
+        unlimited_credits=body.unlimited_credits,
+        by=who,
     )
     return AccountCreated(**_account_out(account).model_dump(), api_key=_created(issued))
 

@@ -3,33 +3,45 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+from outrider.services.accounts import ACCOUNT_NAME_PATTERN, KEY_NAME_PATTERN, MAX_RPM_LIMIT, MAX_TPM_LIMIT
+
 OptimizeMode = Literal["balanced", "quality", "cost", "latency"]
+_POOL = "Model ids this key may call (null: any). A key may only give keys it makes a subset of its own pool."
+# A pool names models, not data: 200 ids of at most 300 characters each is far beyond any real pool.
+ModelPool = list[Annotated[str, Field(min_length=1, max_length=300)]]
+MAX_POOL_MODELS = 200
+_EXPIRES = "When the key stops working; must be in the future (a time without a zone is UTC)."
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(CheckedBody):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field("default", min_length=1, max_length=200)
-    model_pool: list[str] | None = None
+    name: str = Field("default", min_length=1, max_length=200, pattern=KEY_NAME_PATTERN)
+    model_pool: ModelPool | None = Field(None, max_length=MAX_POOL_MODELS, description=_POOL)
     optimize_mode: OptimizeMode = "balanced"
-    expires_at: datetime | None = None
-    rpm_limit: int | None = Field(None, ge=1, description="Requests per minute for this key, over every endpoint.")
-    tpm_limit: int | None = Field(None, ge=1, description="Tokens (prompt + completion) per minute for this key.")
+    expires_at: datetime | None = Field(None, description=_EXPIRES)
+    rpm_limit: int | None = Field(
+        None, ge=1, le=MAX_RPM_LIMIT, description="Requests per minute for this key, over every endpoint."
+    )
+    tpm_limit: int | None = Field(
+        None, ge=1, le=MAX_TPM_LIMIT, description="Tokens (prompt + completion) per minute for this key."
+    )
 
 
-class KeyUpdate(BaseModel):
+class KeyUpdate(CheckedBody):
     """Only the fields sent are changed; send null to clear ``model_pool`` or ``expires_at``."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    model_pool: list[str] | None = None
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=KEY_NAME_PATTERN)
+    model_pool: ModelPool | None = Field(None, max_length=MAX_POOL_MODELS, description=_POOL)
     optimize_mode: OptimizeMode | None = None
-    expires_at: datetime | None = None
-    rpm_limit: int | None = Field(None, ge=1)
-    tpm_limit: int | None = Field(None, ge=1)
+    expires_at: datetime | None = Field(None, description=_EXPIRES)
+    rpm_limit: int | None = Field(None, ge=1, le=MAX_RPM_LIMIT)
+    tpm_limit: int | None = Field(None, ge=1, le=MAX_TPM_LIMIT)
 
 
 class KeyOut(BaseModel):
@@ -54,9 +66,14 @@ class KeyList(BaseModel):
     keys: list[KeyOut]
 
 
-class AccountCreate(BaseModel):
+class AccountCreate(CheckedBody):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=ACCOUNT_NAME_PATTERN,
+        description="Letters, digits, '.', '_' and '-', starting with a letter or digit.",
+    )
     is_admin: bool = False
     unlimited_credits: bool = Field(False, description="Meter usage but never refuse or charge for credit.")
 

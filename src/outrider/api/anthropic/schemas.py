@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -29,7 +31,7 @@ class RoutingIn(_Lenient):
     task: str | None = None
 
 
-class MessagesRequest(_Lenient):
+class MessagesRequest(_Lenient, CheckedBody):
     model: str = Field(min_length=1)
     routing: RoutingIn | None = None
     max_tokens: int = Field(ge=1)

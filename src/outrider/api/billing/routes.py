@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Depends, Query
 
 from outrider.api.deps import admin, principal, services
+from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.core.usage import MICRO_USD
 from outrider.services.accounts import Principal
@@ -81,7 +82,7 @@ async def get_credits(who: Principal = Depends(principal), svc: Services = Depen
 async def list_transactions(
     kind: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     who: Principal = Depends(principal),
     svc: Services = Depends(services),
 ) -> TransactionList:
@@ -115,7 +116,7 @@ async def list_usage(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     who: Principal = Depends(principal),
     svc: Services = Depends(services),
 ) -> UsageList:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+
 
 class CreditsOut(BaseModel):
     account_id: str
@@ -39,7 +41,7 @@ class TransactionList(BaseModel):
     offset: int
 
 
-class GrantCreate(BaseModel):
+class GrantCreate(CheckedBody):
     model_config = ConfigDict(extra="forbid")
     account_id: str | None = None
     account_name: str | None = None

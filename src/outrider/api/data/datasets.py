@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from outrider.api.deps import principal, services
+from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.core.errors import InvalidRequest
 from outrider.services.accounts import Principal
@@ -89,7 +90,7 @@ async def get_version(
 async def list_examples(
     name: str,
     version: str,
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     limit: int = Query(50, ge=1, le=1000),
     who: Principal = Depends(principal),
     svc: Services = Depends(services),

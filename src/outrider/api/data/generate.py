@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from outrider.api.deps import principal, rate_limited, services
+from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
 from outrider.services.data_generation import GenerateRequest
@@ -37,7 +38,7 @@ async def start_generation(
 @router.get("/generate/jobs", response_model=GenerationJobList)
 async def list_generation_jobs(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     who: Principal = Depends(principal),
     svc: Services = Depends(services),
 ) -> GenerationJobList:

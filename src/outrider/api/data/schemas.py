@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+
 
 class VersionOut(BaseModel):
     name: str
@@ -53,7 +55,7 @@ class ExamplePageOut(BaseModel):
     examples: list[dict[str, Any]]
 
 
-class GenerateIn(BaseModel):
+class GenerateIn(CheckedBody):
     model_config = ConfigDict(extra="forbid")
 
     task_type: Literal["ner", "classification", "decoder"]
@@ -94,7 +96,7 @@ class GenerationJobList(BaseModel):
     offset: int
 
 
-class LabelExistingIn(BaseModel):
+class LabelExistingIn(CheckedBody):
     model_config = ConfigDict(extra="forbid")
 
     labels: list[str] = Field(min_length=1, max_length=200)

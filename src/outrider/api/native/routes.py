@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from outrider.api.deps import principal, rate_limited, services
+from outrider.api.disconnect import unless_disconnected
+from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
@@ -34,11 +36,16 @@ router = APIRouter(tags=["native"])
 
 @router.post("/inference", response_model=InferenceResponse, response_model_exclude_unset=True)
 async def run_inference(
-    body: InferenceRequest, who: Principal = Depends(rate_limited("inference")), svc: Services = Depends(services)
+    body: InferenceRequest,
+    request: Request,
+    who: Principal = Depends(rate_limited("inference")),
+    svc: Services = Depends(services),
 ) -> JSONResponse:
     ctx = CallContext(who, "native", body.model_id, store=body.store, project_id=body.project_id)
     if body.task == "generate":
-        response = conv.generation_response(await svc.generation.generate(ctx, conv.to_generation(body)))
+        # A client that gives up stops the generation: recorded ``cancelled``, charged for what was produced.
+        outcome = await unless_disconnected(request, svc.generation.generate(ctx, conv.to_generation(body)))
+        response = conv.generation_response(outcome)
     else:
         response = conv.extraction_response(await svc.extraction.extract(ctx, conv.to_extraction(body)))
     # Already a validated model: render it directly instead of letting FastAPI validate it a second time.
@@ -70,7 +77,11 @@ async def list_models(who: Principal = Depends(principal), svc: Services = Depen
 
 
 @router.get("/models/{model_id:path}/health", response_model=ModelHealth)
-async def model_health(model_id: str, svc: Services = Depends(services)) -> ModelHealth:
+async def model_health(
+    model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)
+) -> ModelHealth:
+    # Resolve as the caller sees it first: another account's fine-tune is a 404, and is never loaded for it.
+    await svc.training.model_for(model_id, who.account.id, "GET /models")
     status, reason = await svc.registry.health(model_id)
     return ModelHealth(model=model_id, status=status, reason=reason)
 
@@ -83,7 +94,7 @@ async def get_model(model_id: str, who: Principal = Depends(principal), svc: Ser
 @router.get("/inferences", response_model=InferenceListOut)
 async def list_inferences(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     model_id: str | None = None,
     task: str | None = None,
     project_id: str | None = None,

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outrider.api.bodies import CheckedBody
+
 
 class NativeMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,7 +23,7 @@ class RoutingIn(BaseModel):
     task: str | None = None
 
 
-class InferenceRequest(BaseModel):
+class InferenceRequest(CheckedBody):
     """Encoder requests send ``schema``; decoder requests send ``task: "generate"`` and ``messages``."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -38,7 +40,8 @@ class InferenceRequest(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     stop: list[str] | None = Field(None, max_length=4)
-    seed: int | None = None
+    # A signed 64-bit integer: what the decoder's generator and upstream APIs accept (larger: 422, not a 500).
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     store: bool = True
     project_id: str | None = Field(None, max_length=200)
     routing: RoutingIn | None = None  # with model_id "auto" (task generate): pool / mode / task overrides
@@ -119,7 +122,7 @@ class ModelHealth(BaseModel):
     reason: str | None = None
 
 
-class FeedbackIn(BaseModel):
+class FeedbackIn(CheckedBody):
     model_config = ConfigDict(extra="forbid")
     verdict: Literal["correct", "incorrect"]
     corrected_output: Any = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
 from outrider.api.deps import principal, rate_limited, services
+from outrider.api.disconnect import unless_disconnected
 from outrider.app_state import Services
 from outrider.core.ids import new_id
 from outrider.services.accounts import Principal
@@ -37,7 +38,10 @@ def with_routing(body: dict, active: ActiveGeneration) -> JSONResponse:
 
 @router.post("/chat/completions")
 async def chat_completions(
-    body: ChatCompletionRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+    body: ChatCompletionRequest,
+    request: Request,
+    who: Principal = Depends(rate_limited("chat")),
+    svc: Services = Depends(services),
 ):
     ctx = CallContext(who, "openai", body.model)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -48,30 +52,34 @@ async def chat_completions(
         if body.stream:
             return EventSourceResponse(streaming.extraction_chat_stream(completion, include_usage))
         return completion
-    active = await svc.generation.start(ctx, conv.to_chat_request(body))
-    model = served_model(active, body.model)
     if body.stream:
-        events = streaming.chat_stream(active, model, include_usage, body.logprobs)
+        active = await svc.generation.start(ctx, conv.to_chat_request(body))
+        events = streaming.chat_stream(active, served_model(active, body.model), include_usage, body.logprobs)
         return EventSourceResponse(streaming.routed(active, events))
-    outcome = await active.collect()
+    # A client that gives up stops the generation: recorded ``cancelled``, charged for what was produced.
+    active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_chat_request(body)))
+    model, outcome = served_model(active, body.model), active.outcome()
     completion = conv.chat_completion(new_id("chatcmpl"), model, outcome.results, outcome.usage, body.logprobs)
     return with_routing(completion, active)
 
 
 @router.post("/completions")
 async def completions(
-    body: CompletionRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+    body: CompletionRequest,
+    http: Request,
+    who: Principal = Depends(rate_limited("chat")),
+    svc: Services = Depends(services),
 ):
     ctx = CallContext(who, "openai", body.model)
     request = conv.to_completion_request(body)
-    active = await svc.generation.start(ctx, request)
-    model = served_model(active, body.model)
     want_logprobs = body.logprobs is not None
     if body.stream:
+        active = await svc.generation.start(ctx, request)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = streaming.completion_stream(active, model, include_usage, want_logprobs)
+        events = streaming.completion_stream(active, served_model(active, body.model), include_usage, want_logprobs)
         return EventSourceResponse(streaming.routed(active, events))
-    outcome = await active.collect()
+    active = await unless_disconnected(http, svc.generation.run(ctx, request))
+    model, outcome = served_model(active, body.model), active.outcome()
     echo = request.prompt if body.echo else None
     completion = conv.text_completion(new_id("cmpl"), model, outcome.results, outcome.usage, want_logprobs, echo)
     return with_routing(completion, active)
@@ -79,7 +87,10 @@ async def completions(
 
 @router.post("/responses")
 async def responses(
-    body: ResponsesRequest, who: Principal = Depends(rate_limited("chat")), svc: Services = Depends(services)
+    body: ResponsesRequest,
+    request: Request,
+    who: Principal = Depends(rate_limited("chat")),
+    svc: Services = Depends(services),
 ):
     ctx = CallContext(who, "openai", body.model)
     if body.schema_ is not None:
@@ -87,11 +98,12 @@ async def responses(
         completion = conv.extraction_chat_completion(body.model, outcome.result, outcome.usage)
         text = completion["choices"][0]["message"]["content"]
         return conv.response_object(new_id("resp"), body.model, text, outcome.usage, "completed")
-    active = await svc.generation.start(ctx, conv.to_responses_request(body))
-    model = served_model(active, body.model)
     if body.stream:
-        return EventSourceResponse(streaming.routed(active, streaming.responses_stream(active, model)))
-    outcome = await active.collect()
+        active = await svc.generation.start(ctx, conv.to_responses_request(body))
+        events = streaming.responses_stream(active, served_model(active, body.model))
+        return EventSourceResponse(streaming.routed(active, events))
+    active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_responses_request(body)))
+    model, outcome = served_model(active, body.model), active.outcome()
     incomplete = "max_output_tokens" if outcome.result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
     response = conv.response_object(new_id("resp"), model, outcome.result.text, outcome.usage, status, incomplete)

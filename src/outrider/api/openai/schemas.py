@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -55,12 +57,13 @@ class _Sampling(_Lenient):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    # A signed 64-bit integer: what the decoder's generator and upstream APIs accept (larger: 422, not a 500).
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=8)
 
 
-class ChatCompletionRequest(_Sampling):
+class ChatCompletionRequest(_Sampling, CheckedBody):
     messages: list[ChatMessageIn]
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
@@ -70,7 +73,7 @@ class ChatCompletionRequest(_Sampling):
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction
 
 
-class CompletionRequest(_Sampling):
+class CompletionRequest(_Sampling, CheckedBody):
     prompt: str | list[str]
     max_tokens: int | None = Field(None, ge=1)
     logprobs: int | None = Field(None, ge=0, le=20)
@@ -94,7 +97,7 @@ class ResponseInputMessage(_Lenient):
     type: Literal["message"] | None = None
 
 
-class ResponsesRequest(_Lenient):
+class ResponsesRequest(_Lenient, CheckedBody):
     model: str = Field(min_length=1)
     routing: RoutingIn | None = None
     input: str | list[ResponseInputMessage]

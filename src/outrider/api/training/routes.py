@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, StreamingResponse
 
 from outrider.api.deps import principal, rate_limited, services
+from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
 
@@ -27,7 +28,7 @@ async def create_training_job(
 @router.get("", response_model=TrainingJobList)
 async def list_training_jobs(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = offset_query(),
     who: Principal = Depends(principal),
     svc: Services = Depends(services),
 ) -> TrainingJobList:

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outrider.api.bodies import CheckedBody
+from outrider.services.training import MAX_SEED, MAX_TRAINING_DATASETS
+
 TrainingStatus = Literal["requested", "running", "complete", "failed", "stopped"]
 
 
@@ -17,7 +20,7 @@ class DatasetRefIn(BaseModel):
     version: int | Literal["latest"] | None = Field(None, description="A version number; default the latest.")
 
 
-class TrainingJobIn(BaseModel):
+class TrainingJobIn(CheckedBody):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model_name: str = Field(..., min_length=1, max_length=200, description="A name for the trained model.")
@@ -25,12 +28,17 @@ class TrainingJobIn(BaseModel):
     base_model: str | None = Field(
         None, description="An id from GET /base-models, a checkpoint id (ckpt_...) or a complete job's id."
     )
-    datasets: list[DatasetRefIn] = Field(..., description='[{"name": ..., "version": ...}], one task type.')
+    datasets: list[DatasetRefIn] = Field(
+        ...,
+        max_length=MAX_TRAINING_DATASETS,
+        description=f'[{{"name": ..., "version": ...}}], one task type, at most {MAX_TRAINING_DATASETS} distinct '
+        "versions (naming one version twice is refused).",
+    )
     training_type: Literal["lora", "full"] = "lora"
     nr_epochs: int | None = Field(None, ge=1, le=100, description="Default: the trainer's default for the base.")
     learning_rate: float | None = Field(None, gt=0, le=1, description="Default: the trainer's default for the base.")
     batch_size: int | None = Field(None, ge=1, le=512)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the split, the order and the initialisation.")
     validation_fraction: float = Field(0.1, ge=0, le=0.5, description="Share of the examples held out for metrics.")
 
 
