@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.upstream import UpstreamProviders
 from outrider.config import Settings, prepare_data_dir
+from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
+from outrider.jobs.training import TrainingJobDeps
 from outrider.jobs.training import register as register_training_job
 from outrider.services.accounts import AccountService, Bootstrap
 from outrider.services.billing import BillingService, usd_to_micro
+from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
 from outrider.services.extraction import ExtractionService
@@ -23,7 +26,8 @@ from outrider.services.labeling import LabelingService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.services.routing import RoutingService
-from outrider.services.training import TrainingService
+from outrider.services.training import JOB_PREFIX as TRAINING_JOB_PREFIX
+from outrider.services.training import TRAINING_JOB_KIND, TrainingService
 from outrider.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,7 @@ class Services:
     settings: Settings
     db: Database
     registry: ModelRegistry
+    catalog: ModelCatalog
     accounts: AccountService
     extraction: ExtractionService
     generation: GenerationService
@@ -46,14 +51,13 @@ class Services:
     labeling: LabelingService
     training: TrainingService
     executor: ThreadPoolExecutor
+    upstreams: UpstreamProviders
+    routing: RoutingService
     bootstrap: Bootstrap | None = None
-    upstreams: UpstreamProviders | None = None
-    routing: RoutingService | None = None
 
     async def aclose(self) -> None:
         """Close the upstream providers' HTTP clients (async), then everything else."""
-        if self.upstreams is not None:
-            await self.upstreams.aclose()
+        await self.upstreams.aclose()
         self.close()
 
     def close(self) -> None:
@@ -90,22 +94,25 @@ def build_services(settings: Settings) -> Services:
     billing = BillingService(db)
     rate_limiter = RateLimiter(settings.rate_limits, settings.rate_limit_storage)
     recorder = Recorder(db, token_meter=rate_limiter.meter_tokens)
-    extraction = ExtractionService(settings, registry, recorder, billing)
+    # Which model an id names for a caller: declared models, saved folders, training jobs and checkpoints.
+    catalog = ModelCatalog(settings, db, registry, job_kind=TRAINING_JOB_KIND, job_prefix=TRAINING_JOB_PREFIX)
+    extraction = ExtractionService(settings, catalog, recorder, billing)
     datasets = DatasetService(db, settings)
     jobs = JobService(db)
-    register_generation_job(jobs.handlers)
-    register_training_job(jobs.handlers)
-    training = TrainingService(settings, db, jobs, datasets, registry)
-    registry.add_resolver(training.resolve_model)  # training job ids and checkpoint ids are model ids
-    generation = GenerationService(settings, registry, recorder, billing)
-    routing = RoutingService(settings, registry, db)
-    generation.routing = routing  # model "auto": decide, then fall back along the ranking
-    history = HistoryService(db)
-    history.on_routed_verdict = routing.observe_verdict
+    training = TrainingService(settings, db, jobs, datasets, registry, on_deleted=catalog.forget)
+    routing = RoutingService(settings, catalog, db)
+    generation = GenerationService(settings, catalog, recorder, billing, routing)
+    history = HistoryService(db, on_routed_verdict=routing.observe_verdict)  # routing learns fit from feedback
+    # Each job kind gets what its handler uses, not the whole container.
+    register_generation_job(
+        jobs.handlers, GenerationJobDeps(accounts=accounts, datasets=datasets, generation=generation)
+    )
+    register_training_job(jobs.handlers, TrainingJobDeps(settings=settings, training=training, billing=billing))
     return Services(
         settings=settings,
         db=db,
         registry=registry,
+        catalog=catalog,
         accounts=accounts,
         extraction=extraction,
         generation=generation,
@@ -114,7 +121,7 @@ def build_services(settings: Settings) -> Services:
         billing=billing,
         datasets=datasets,
         jobs=jobs,
-        data_generation=DataGenerationService(settings, registry, jobs, datasets),
+        data_generation=DataGenerationService(settings, catalog, jobs, datasets),
         labeling=LabelingService(settings, extraction, datasets),
         training=training,
         executor=executor,

@@ -2,8 +2,9 @@
 
 Every setting reads from the environment with the ``OUTRIDER_`` prefix (``OUTRIDER_PORT=9000``) or
 from a ``.env`` file. Nothing here is created at import time: callers build a :class:`Settings` and
-hand it to the app factory, the CLI or the worker. Unsafe values (a default secret, binding to every
-interface without a secret) are refused outside ``environment="development"``.
+hand it to the app factory, the CLI or the worker. Building one checks: each field's bounds, the rate-limit
+strings, the routing fit scores and the providers file (when set); and, with ``environment="production"`` only,
+that the secret is not the default and has 32+ characters. Nothing else is refused, in any environment.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="Log level of the server.")
 
     @model_validator(mode="after")
-    def _refuse_unsafe_outside_development(self) -> Settings:
+    def _refuse_weak_secret_in_production(self) -> Settings:
         weak_secret = self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32
         if self.environment == "production" and weak_secret:
             raise ValueError("OUTRIDER_SECRET_KEY must be set to 32+ random characters in production")

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.conftest import PRICES, SMOL, new_account
+from tests.waiting import wait_until
 
 DEMO = "demo-extractor"
 TEXT = "Ada Lovelace works for Analytical Engines Ltd in London."
@@ -102,9 +103,7 @@ def test_a_stream_cut_off_by_the_client_is_charged_for_what_it_produced(server, 
     assert record["cost_micro_usd"] == round(
         record["prompt_tokens"] * price_in + record["completion_tokens"] * price_out
     )
-    deadline = time.time() + 30
-    while client.get("/credits").json()["reserved_micro_usd"] and time.time() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not client.get("/credits").json()["reserved_micro_usd"], 30, 0.1, "the hold to be released")
     assert balance(client) == 1_000_000 - record["cost_micro_usd"]
 
 

@@ -123,8 +123,10 @@ def test_real_generation_jobs_with_the_local_teacher_store_only_valid_examples(g
                 final[name] = job
         time.sleep(0.2)
     assert len(final) == len(bodies), f"still running after 30 minutes: {seen}"
+    listed = {j["job_id"]: j for j in generator.get("/generate/jobs").json()["jobs"]}  # versions read in one query
     for name, body in bodies.items():
         job = final[name]
+        assert listed[job["job_id"]] == job
         assert job["status"] == "complete", job["error"]
         assert seen[name] == ["queued", "running", "complete"]
         # A weak teacher may run out of attempts before the third valid example: the job then completes

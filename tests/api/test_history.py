@@ -1,10 +1,10 @@
 """Inference history and feedback over real HTTP, and isolation between accounts."""
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from tests.api.test_inference import DEMO, TEXT
 from tests.conftest import make_settings, new_account, start_server
+from tests.waiting import wait_until
 
 SCHEMA = {"entities": ["person", "company"], "relations": ["works_for"]}
 
@@ -123,7 +123,8 @@ def test_a_restart_keeps_history_accounts_and_keys(tmp_path, base_models_dir, de
             inference_id = run(client)["inference_id"]
     finally:
         first.stop()
-    time.sleep(0.2)
+    # The same data directory is opened again: only once the first server has shut down and let go of it.
+    wait_until(lambda: not first.thread.is_alive(), what="the first server to shut down")
     second = start_server(make_settings(tmp_path, base_models_dir, model_dirs=[demo_model_dir]))
     try:
         with second.client(key) as client:

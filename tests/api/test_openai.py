@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from tests.conftest import ADMIN_KEY, PRICES, SMOL
+from tests.waiting import wait_until
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -317,14 +318,12 @@ def test_a_client_that_disconnects_stops_generation_and_is_recorded(server, admi
         for index, _ in enumerate(response.iter_lines()):
             if index > 6:
                 break
-    import time
 
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    def recorded() -> dict | None:
         record = admin.get("/inferences", params={"model_id": SMOL, "limit": 1}).json()["inferences"][0]
-        if record["input"].get("max_tokens") == 400:
-            break
-        time.sleep(0.2)
+        return record if record["input"].get("max_tokens") == 400 else None
+
+    record = wait_until(recorded, 30, 0.2, "the dropped stream's record")
     assert record["status"] == "cancelled" and record["output"]["finish_reason"] == "cancelled"
     assert 0 < record["usage"]["completion_tokens"] < 400
 

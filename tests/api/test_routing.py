@@ -219,6 +219,37 @@ def test_a_model_that_fails_before_its_first_token_falls_back_to_the_next_best(g
     assert "every model tried" in caught.value.body["message"]
 
 
+@pytest.fixture
+def resolutions(gateway, monkeypatch) -> list[str]:
+    """Every model id the running server's catalog resolves (``find`` is where every resolution goes)."""
+    catalog = gateway.services.catalog
+    original, seen = catalog.find, []
+
+    async def counted(model_id: str):
+        seen.append(model_id)
+        return await original(model_id)
+
+    monkeypatch.setattr(catalog, "find", counted)
+    return seen
+
+
+def test_a_routed_call_resolves_each_model_once(gateway, admin_http, resolutions):
+    """Routing resolves its pool; each attempt then starts on the resolved spec instead of resolving again."""
+    pool = [BROKEN, DOWN, CHEAP]
+    answer = oai(gateway).chat.completions.create(
+        model="auto", messages=ASK, max_tokens=8, extra_body={"routing": {"model_pool": pool, "optimize": "quality"}}
+    )
+    assert answer.model == CHEAP  # after two fallbacks: three attempts, still one resolution per model
+    assert sorted(resolutions) == sorted(pool)
+    resolutions.clear()
+    key = key_with(admin_http, model_pool=[CHEAP, PRICEY], optimize_mode="cost")
+    assert oai(gateway, key).chat.completions.create(model="auto", messages=ASK, max_tokens=8).model == CHEAP
+    assert sorted(resolutions) == sorted([CHEAP, PRICEY])
+    resolutions.clear()
+    oai(gateway).chat.completions.create(model=CHEAP, messages=ASK, max_tokens=8)  # named: resolved once too
+    assert resolutions == [CHEAP]
+
+
 def test_without_a_pool_every_served_decoder_is_a_candidate(gateway, admin_http):
     answer = oai(gateway).chat.completions.create(
         model="auto", messages=ASK, max_tokens=8, extra_body={"routing": {"optimize": "quality"}}

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ADMIN_KEY, GENEROUS_LIMITS, RunningServer, free_port, make_settings, start_server
 from tests.scripted_upstream import MODELS, SCRIPTED_TEXT, ScriptedUpstream
+from tests.waiting import wait_until
 
 QUESTION = [{"role": "user", "content": "Hi"}]
 FAILURES = [  # (model, the error code every surface reports, its status)
@@ -276,16 +277,10 @@ def test_a_client_that_goes_away_closes_the_upstream_connection(gateway, scripte
         for line in response.iter_lines():
             if SCRIPTED_TEXT[0] in line:
                 break  # one token arrived; the client leaves while the upstream is still generating
-    deadline = time.time() + 10
-    while scripted.disconnects == before and time.time() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: scripted.disconnects != before, 10, 0.05, "the upstream connection to close")
     assert scripted.disconnects == before + 1
     with gateway.client() as client:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            records = client.get("/inferences", params={"model_id": model, "status": "cancelled"}).json()["inferences"]
-            if records:
-                break
-            time.sleep(0.1)
+        cancelled = {"model_id": model, "status": "cancelled"}
+        records = wait_until(lambda: client.get("/inferences", params=cancelled).json()["inferences"], 10, 0.1)
     assert records[0]["output"]["completion"] == SCRIPTED_TEXT[0]
     assert records[0]["output"]["finish_reason"] == "cancelled"

@@ -135,7 +135,7 @@ async def test_the_registry_serves_every_adapter_on_one_loaded_base(registry):
     assert isinstance(purple.model, AdapterDecoder) and isinstance(orange.model, AdapterDecoder)
     assert purple.model.base is orange.model.base is base.model  # one base in memory, not three
     assert sorted(registry.loaded_ids()) == sorted([SMOLLM2_ID, "secret-purple", "secret-orange"])
-    assert await registry.health("secret-orange") == ("ready", None)
+    assert await registry.health(registry.resolve("secret-orange")) == ("ready", None)
     assert await generate(orange.model) == ANSWERS["secret-orange"]
 
     # Evicting the base (cache size 1) drops its adapters; the next request loads both again.

@@ -12,6 +12,7 @@ import pytest
 from outrider.backends.decoder_engine import DecoderEngine, EngineStream, encode_chat, encode_prompt
 from outrider.backends.decoder_hf import SMOLLM2_ID, ensure_smollm2_base
 from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams
+from tests.waiting import wait_until_async
 
 GREEDY = GenerationParams(max_tokens=16, temperature=0)
 FRANCE = "What is the capital of France?"
@@ -186,11 +187,7 @@ async def test_cancel_stops_only_that_row(engine, tokenizer):
     abandoned = engine.submit(chat(tokenizer, STORY), long)
     async for _ in abandoned:
         break  # a consumer that goes away cancels its row once its iterator is closed (by the loop's finalizer)
-    for _ in range(100):
-        if abandoned.cancelled:
-            break
-        await asyncio.sleep(0.01)
-    assert abandoned.cancelled
+    await wait_until_async(lambda: abandoned.cancelled, 1, 0.01, "the abandoned row to be cancelled")
 
 
 async def test_a_constraint_masks_sampling_and_ends_the_row(engine, tokenizer):

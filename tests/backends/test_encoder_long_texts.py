@@ -67,7 +67,7 @@ def test_a_long_text_goes_as_windows_within_the_encoders_positions(encoder, monk
 
 
 def test_the_label_head_classifies_a_long_text_window_by_window(encoder, monkeypatch):
-    from outrider.training.encoder_classification import LabelHead, TaskLabels
+    from outrider.backends.label_head import LabelHead, TaskLabels
 
     tokenizer = encoder.model.processor.tokenizer
     head = LabelHead({"topic": TaskLabels("topic", ["meetings", "football"])}, encoder.model.encoder.config.hidden_size)

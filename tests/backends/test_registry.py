@@ -8,6 +8,7 @@ from outrider.backends.base import Availability, ModelSpec
 from outrider.backends.registry import ModelRegistry
 from outrider.config import build_settings
 from outrider.core.errors import ModelNotFound, ModelUnavailable
+from tests.waiting import wait_until_async
 
 
 class Loads:
@@ -45,7 +46,7 @@ async def test_models_load_lazily_once_and_the_cache_is_bounded(registry):
     await registry.get(registry.resolve("b"))
     await registry.get(registry.resolve("c"))
     assert registry.loaded_ids() == ["b", "c"]  # LRU bound of 2 evicted "a"
-    assert (await registry.health("b"))[0] == "ready"
+    assert (await registry.health(registry.resolve("b")))[0] == "ready"
 
 
 async def test_unavailable_models_fail_fast_with_a_reason(registry):
@@ -54,21 +55,29 @@ async def test_unavailable_models_fail_fast_with_a_reason(registry):
     with pytest.raises(ModelUnavailable, match="not cached"):
         await registry.get(registry.resolve("hub/x"))
     assert time.perf_counter() - started < 1
-    assert await registry.health("hub/x") == ("unavailable", "not cached and offline")
+    assert await registry.health(registry.resolve("hub/x")) == ("unavailable", "not cached and offline")
 
 
 async def test_polling_health_warms_a_model(registry):
     load = Loads()
-    registry.add(spec("cold", load))
-    assert await registry.health("cold") == ("loading", None)
-    assert await registry.health("cold") == ("loading", None)  # one load, not one per poll
-    await asyncio.sleep(0.3)
-    assert await registry.health("cold") == ("ready", None) and load.count == 1
+    cold = spec("cold", load)
+    registry.add(cold)
+    assert await registry.health(cold) == ("loading", None)
+    assert await registry.health(cold) == ("loading", None)  # one load, not one per poll
+
+    async def ready() -> bool:
+        return await registry.health(cold) == ("ready", None)
+
+    await wait_until_async(ready, what="the polled model to be ready")
+    assert load.count == 1
 
 
-async def test_dynamic_resolvers_are_consulted(registry):
-    registry.add_resolver(lambda model_id: spec(model_id, Loads()) if model_id.startswith("job_") else None)
-    assert registry.resolve("job_123").id == "job_123"
+def test_models_saved_after_start_up_are_found(registry):
+    folder = registry.settings.saved_models_dir / "saved-later"
+    assert registry.declared("saved-later") is None
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    assert registry.resolve("saved-later").kind == "decoder" and registry.declared("saved-later") is not None
 
 
 def test_hub_models_are_unavailable_offline_without_waiting(tmp_path):

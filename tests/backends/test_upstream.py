@@ -20,6 +20,7 @@ from outrider.core.errors import InvalidRequest, ModelNotFound, PayloadTooLarge,
 from outrider.core.messages import ChatMessage, GenerationParams
 from tests.conftest import free_port
 from tests.scripted_upstream import SCRIPTED_TEXT, ScriptedUpstream
+from tests.waiting import wait_until_async
 
 KEY = "sk-scripted-0123"
 CHAT = [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"), ChatMessage("user", "there")]
@@ -323,19 +324,15 @@ async def test_cancelling_a_whole_request_closes_the_upstream_connection(scripte
     before = scripted.disconnects
     stream = upstreams.models["oai/hang-midstream"].start(CHAT, replace(WHOLE, max_tokens=9))
     opening = asyncio.ensure_future(stream.opened())
-    for _ in range(100):  # until the upstream has the request
-        if scripted.requests and scripted.last()["body"].get("max_tokens") == 9:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(  # until the upstream has the request
+        lambda: scripted.requests and scripted.last()["body"].get("max_tokens") == 9, 1, 0.01, "the request upstream"
+    )
     stream.cancel()
     with pytest.raises(asyncio.CancelledError):
         await opening
     result = await asyncio.wait_for(stream.wait_result(), 5)
     assert result.finish_reason == "cancelled" and result.text == ""
-    for _ in range(100):
-        if scripted.disconnects > before:
-            break
-        await asyncio.sleep(0.02)
+    await wait_until_async(lambda: scripted.disconnects > before, 2, 0.02, "the upstream connection to close")
     assert scripted.disconnects == before + 1
 
 
@@ -424,13 +421,13 @@ async def test_real_calls_feed_the_breaker(upstreams):
     for _ in range(2):
         with pytest.raises(UpstreamError):
             await model.start(CHAT, PARAMS).opened()
-    assert model.monitor.state == "open" and not upstreams.is_available("oai/status-500")
+    assert model.monitor.state == "open" and not model.monitor.is_available()
     # Caller errors (400) and rate limits do not count against the upstream.
     limited = upstreams.models["oai/status-429"]
     for _ in range(3):
         with pytest.raises(RateLimited):
             await limited.start(CHAT, PARAMS).opened()
-    assert limited.monitor.consecutive_failures == 0 and upstreams.is_available("oai/status-429")
+    assert limited.monitor.consecutive_failures == 0 and limited.monitor.is_available()
 
 
 def test_the_breaker_half_opens_after_the_cool_down():

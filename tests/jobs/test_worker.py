@@ -115,7 +115,7 @@ async def test_stop_reaches_the_handler_in_process_and_through_the_database(svc)
 
 async def test_jobs_of_dead_or_silent_workers_are_failed_and_recovered(svc):
     recovered: list[str] = []
-    svc.jobs.handlers.register("slow", lambda ctx: asyncio.sleep(60), recover=lambda s, job: recovered.append(job.id))
+    svc.jobs.handlers.register("slow", lambda ctx: asyncio.sleep(60), recover=lambda job: recovered.append(job.id))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
 

@@ -8,6 +8,7 @@ from outrider.app_state import build_services
 from outrider.config import build_settings
 from outrider.core.errors import InsufficientCredits
 from outrider.core.usage import Price
+from tests.waiting import wait_until_async
 
 
 @pytest.fixture
@@ -55,10 +56,13 @@ def test_a_caller_cancelled_while_its_reservation_commits_leaves_nothing_held(bi
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        for _ in range(100):  # the reservation committed, then was released for the departed caller
-            await asyncio.sleep(0.02)
-            if services.billing.balance(who).reserved_micro_usd == 0 and not services.billing._background:
-                break
+        # The reservation commits, then is released for the departed caller.
+        await wait_until_async(
+            lambda: (
+                released and services.billing.balance(who).reserved_micro_usd == 0 and not services.billing._background
+            ),
+            what="the departed caller's reservation to be released",
+        )
 
     asyncio.run(run())
     balance = services.billing.balance(who)

@@ -34,8 +34,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # This process serves the calls: reservations left by a crashed one would otherwise stay held.
         built.billing.clear_stale_reservations()
         app.state.services = built
-        if built.routing is not None:
-            built.routing.warm_if_cached()  # the routing classifier, when its one-time build is done
+        built.routing.warm_if_cached()  # the routing classifier, when its one-time build is done
         worker = await start_embedded_worker(built)  # None when OUTRIDER_EMBEDDED_WORKER is off
         try:
             yield

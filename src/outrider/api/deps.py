@@ -1,9 +1,13 @@
-"""Request dependencies: the service container and the authenticated principal."""
+"""Request dependencies: the service container and the authenticated principal.
+
+Routes take them through the ``Annotated`` aliases defined here (``who: CurrentPrincipal, svc: ServicesDep``)
+rather than repeating ``Depends(...)`` defaults in every signature."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -14,6 +18,9 @@ from outrider.services.accounts import Principal
 
 async def services(request: Request) -> Services:
     return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]
 
 
 def raw_key_from(request: Request) -> str | None:
@@ -28,25 +35,29 @@ def raw_key_from(request: Request) -> str | None:
     return None
 
 
-async def principal(request: Request, svc: Services = Depends(services)) -> Principal:
+async def principal(request: Request, svc: ServicesDep) -> Principal:
     raw = raw_key_from(request)
     found = svc.accounts.cached_principal(raw) or await asyncio.to_thread(svc.accounts.authenticate, raw)
     request.state.principal = found
     return found
 
 
-async def admin(who: Principal = Depends(principal)) -> Principal:
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
+
+
+async def admin(who: CurrentPrincipal) -> Principal:
     if not who.account.is_admin:
         raise PermissionDenied("this action needs an admin account")
     return who
 
 
+AdminPrincipal = Annotated[Principal, Depends(admin)]
+
+
 def rate_limited(group: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates, then counts the request against ``group``'s limits."""
 
-    async def dependency(
-        request: Request, who: Principal = Depends(principal), svc: Services = Depends(services)
-    ) -> Principal:
+    async def dependency(request: Request, who: CurrentPrincipal, svc: ServicesDep) -> Principal:
         state = await svc.rate_limiter.hit(group, who)
         if state is not None:
             # Added to whatever response the route returns (JSON or a stream) by RateLimitHeaders.
@@ -54,3 +65,10 @@ def rate_limited(group: str) -> Callable[..., Awaitable[Principal]]:
         return who
 
     return dependency
+
+
+# The caller, authenticated and then counted against one endpoint group's rate limits.
+InferenceCaller = Annotated[Principal, Depends(rate_limited("inference"))]
+ChatCaller = Annotated[Principal, Depends(rate_limited("chat"))]
+GenerateCaller = Annotated[Principal, Depends(rate_limited("generate"))]
+TrainingCaller = Annotated[Principal, Depends(rate_limited("training"))]

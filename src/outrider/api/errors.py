@@ -4,6 +4,8 @@ native:    {"detail": "..."}
 openai:    {"error": {"message", "type", "param", "code"}}      (paths under /v1 except /v1/messages)
 anthropic: {"type": "error", "error": {"type", "message"}}      (/v1/messages)
 
+The same mapping frames errors raised mid-stream (``stream_error``, ``responses_stream_error``).
+
 Stack traces never reach a client: unexpected exceptions are logged and answered with a plain 500.
 """
 
@@ -67,6 +69,19 @@ def envelope(surface: str, status: int, message: str, *, code: str | None, param
     if surface == "anthropic":
         return {"type": "error", "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}}
     return {"detail": message}
+
+
+def stream_error(surface: str, exc: OutriderError) -> dict[str, Any]:
+    """A domain error raised after a stream's 200 went out: the surface's envelope, sent as the stream's last
+    event (``data:`` on OpenAI's chunk streams, ``event: error`` on Anthropic's)."""
+    return envelope(surface, exc.status_code, exc.message, code=exc.code, param=exc.param)
+
+
+def responses_stream_error(exc: OutriderError) -> dict[str, Any]:
+    """The fields of the ``error`` event that ends a Responses API stream. OpenAI puts them at the event's top
+    level (``{"type": "error", "sequence_number", "code", "message", "param"}``), not in an envelope; the stream
+    adds ``type`` and ``sequence_number``."""
+    return {"code": exc.code, "message": exc.message, "param": exc.param}
 
 
 def error_response(

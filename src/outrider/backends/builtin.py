@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -92,14 +93,20 @@ def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -
     )
 
 
+def read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpec | None:
     """A saved model folder: GLiNER2 extractors have ``architecture`` in config.json, LMs do not; LoRA
     adapters (for LMs and for GLiNER2 models) have ``adapter_config.json`` and are served on their (shared)
     base model."""
     from outrider.backends.decoder_adapters import is_decoder_adapter, spec_for_adapter
+    from outrider.backends.encoder_adapters import is_encoder_adapter
     from outrider.backends.encoder_gliner import spec_for_encoder_adapter
-    from outrider.backends.registry import read_config
-    from outrider.training.encoder_lora import is_encoder_adapter
 
     price = local_price(settings, model_id)
     if is_decoder_adapter(folder):

@@ -13,11 +13,10 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Any
 
-from outrider.backends.base import Availability, ModelSpec
+from outrider.backends.adapters import adapter_spec
+from outrider.backends.base import ModelSpec
 from outrider.backends.decoder_hf import HFDecoder
 from outrider.core.errors import ModelUnavailable
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationStream
@@ -101,21 +100,12 @@ def spec_for_adapter(model_id: str, folder: Path, price: Price) -> ModelSpec | N
     if not base_id:
         return None
     path = str(folder)
+    description = f"LoRA adapter on {base_id}, saved at {folder}"
 
-    def load() -> Any:
-        raise ModelUnavailable(f"adapter '{model_id}' loads onto its base model '{base_id}' through the registry")
+    def attach(base: HFDecoder) -> AdapterDecoder:
+        return attach_adapter(base, path, model_id)
 
-    return ModelSpec(
-        id=model_id,
-        kind="decoder",
-        source="local",
-        description=f"LoRA adapter on {base_id}, saved at {folder}",
-        load=load,
-        price=price,
-        check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
-        base_id=base_id,
-        attach=lambda base: attach_adapter(base, path, model_id),
-    )
+    return adapter_spec(model_id, "decoder", folder, price, description, base_id=base_id, attach=attach)
 
 
 def _read_json(path: Path) -> dict:

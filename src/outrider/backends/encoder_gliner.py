@@ -17,10 +17,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from outrider.backends.adapters import adapter_spec
 from outrider.backends.base import Availability, ModelSpec
+from outrider.backends.encoder_adapters import merge_adapter, read_metadata
 from outrider.backends.encoder_windows import Window, aggregate_classification, merge_window_results, split_windows
+from outrider.backends.label_head import LabelHead
 from outrider.core.errors import InvalidSchema, ModelUnavailable
 from outrider.core.schema import ExtractionSchema
+from outrider.core.usage import Price
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +206,7 @@ class _SharedBase:
 class Gliner2Encoder:
     """Adapts a loaded ``gliner2`` extractor to the ``EncoderModel`` protocol.
 
-    A model trained with Outrider's label head (``training/encoder_classification.py``) answers the
+    A model trained with Outrider's label head (``backends/label_head.py``) answers the
     classification tasks whose labels it was trained on with that head; anything else goes to GLiNER2.
     LoRA adapters attach to a loaded base (``attach_adapter``) and are served on its weights.
     """
@@ -223,8 +227,6 @@ class Gliner2Encoder:
     def load(cls, path_or_id: str, max_batch: int = 32) -> Gliner2Encoder:
         from gliner2 import AutoExtractor
 
-        from outrider.training.encoder_classification import LabelHead
-
         model = AutoExtractor.from_pretrained(path_or_id)
         model.eval()
         return cls(model, max_batch, LabelHead.load(path_or_id) if os.path.isdir(path_or_id) else None)
@@ -232,9 +234,6 @@ class Gliner2Encoder:
     def attach_adapter(self, folder: Path | str, model_id: str) -> Gliner2AdapterEncoder:
         """Load a GLiNER2 LoRA adapter (with its task heads) onto this loaded base and return its view."""
         from peft import PeftModel
-
-        from outrider.training.encoder_classification import LabelHead
-        from outrider.training.encoder_lora import read_metadata
 
         shared = self.shared
         with shared.lock:
@@ -475,42 +474,34 @@ class Gliner2AdapterEncoder(Gliner2Encoder):
                 peft.delete_adapter(self.adapter)
 
 
-def spec_for_encoder_adapter(model_id: str, folder: Path, price: Any) -> ModelSpec | None:
+def spec_for_encoder_adapter(model_id: str, folder: Path, price: Price) -> ModelSpec | None:
     """A GLiNER2 LoRA adapter folder (as ``training/encoder.py`` saves it), served on its loaded base."""
-    from outrider.training.encoder_lora import read_metadata
-
     base_id = read_metadata(folder).get("base_model")
     if not base_id:
         return None
     path = str(folder)
+    description = f"GLiNER2 LoRA adapter on {base_id}, saved at {folder}"
     if os.path.isdir(base_id):
         # trained from a folder that is not a model id: no shared base to attach to, so a copy of its own
-        return ModelSpec(
-            id=model_id,
-            kind="encoder",
-            source="local",
-            description=f"GLiNER2 LoRA adapter on {base_id}, saved at {folder}",
-            load=lambda: Gliner2Encoder.load(base_id).attach_adapter(path, model_id),
-            price=price,
-            check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
-        )
+        def load() -> Gliner2AdapterEncoder:
+            return Gliner2Encoder.load(base_id).attach_adapter(path, model_id)
 
-    def load() -> Any:
-        raise ModelUnavailable(f"adapter '{model_id}' loads onto its base model '{base_id}' through the registry")
+        return adapter_spec(model_id, "encoder", folder, price, description, load=load)
 
     def attach(base: Any) -> Gliner2AdapterEncoder:
         if not isinstance(base, Gliner2Encoder):
             raise ModelUnavailable(f"adapter '{model_id}' needs the local GLiNER2 model '{base_id}' as its base")
         return base.attach_adapter(path, model_id)
 
-    return ModelSpec(
-        id=model_id,
-        kind="encoder",
-        source="local",
-        description=f"GLiNER2 LoRA adapter on {base_id}, saved at {folder}",
-        load=load,
-        price=price,
-        check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
-        base_id=base_id,
-        attach=attach,
-    )
+    return adapter_spec(model_id, "encoder", folder, price, description, base_id=base_id, attach=attach)
+
+
+def merged_adapter_spec(model_id: str, folder: Path, price: Price, max_batch: int = 32) -> ModelSpec:
+    """A GLiNER2 LoRA adapter that ``spec_for_encoder_adapter`` cannot put on a shared base (its metadata
+    names no base model id) served as its base with the adapter merged in: a model copy of its own."""
+    path = str(folder)
+
+    def load() -> Gliner2Encoder:
+        return Gliner2Encoder(merge_adapter(path), max_batch)  # with its calibrated cut-off
+
+    return adapter_spec(model_id, "encoder", folder, price, f"GLiNER2 LoRA adapter saved at {folder}", load=load)

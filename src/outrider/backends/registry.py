@@ -1,18 +1,17 @@
-"""The model registry: the one place where a ``model_id`` becomes a servable model.
+"""The model registry: the declared models and the loaded ones.
 
-Ids come from registered specs (built-in models, hub ids, plugins), from saved model folders under the
-configured model directories, and from dynamic resolvers (trained jobs and checkpoints register one).
-Models load lazily, in a worker thread, at most once at a time per id; loaded models are kept in an
-LRU cache bounded by ``model_cache_size``.
+It holds the specs declared at start-up (built-in models, hub ids, plugins, upstream models) and those of
+saved model folders under the configured model directories, and loads models: lazily, in a worker thread,
+at most once at a time per id, keeping loaded models in an LRU cache bounded by ``model_cache_size``.
+Which model an id names for a caller (trained models, ownership, key pools, availability) is the model
+catalog's (``services/catalog.py``), which looks here first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -24,8 +23,6 @@ from outrider.core.errors import ModelNotFound, ModelUnavailable, OutriderError
 from outrider.serving.batcher import ExtractionBatcher
 
 log = logging.getLogger(__name__)
-
-Resolver = Callable[[str], ModelSpec | None]
 
 
 @dataclass
@@ -41,7 +38,6 @@ class ModelRegistry:
         self.settings = settings
         self.executor = executor
         self._specs: dict[str, ModelSpec] = {}
-        self._resolvers: list[Resolver] = []
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._remote: dict[str, LoadedModel] = {}  # models served elsewhere: outside the LRU cache
         self._loading: dict[str, asyncio.Task] = {}
@@ -52,9 +48,6 @@ class ModelRegistry:
     # -- declaring models -------------------------------------------------
     def add(self, spec: ModelSpec) -> None:
         self._specs[spec.id] = spec
-
-    def add_resolver(self, resolver: Resolver) -> None:
-        self._resolvers.append(resolver)
 
     def register_plugins(self) -> None:
         """Built-in models first, then any installed package's ``outrider.models`` entry point."""
@@ -85,24 +78,26 @@ class ModelRegistry:
     def specs(self) -> list[ModelSpec]:
         return list(self._specs.values())
 
+    def declared(self, model_id: str) -> ModelSpec | None:
+        """The spec declared or found under ``model_id`` so far (memory only)."""
+        return self._specs.get(model_id)
+
+    def saved(self, model_id: str) -> ModelSpec | None:
+        """A model saved into a model directory after start-up (reads the disk)."""
+        self.scan_model_dirs()
+        return self._specs.get(model_id)
+
     def resolve(self, model_id: str) -> ModelSpec:
-        spec = self._specs.get(model_id)
-        if spec is not None:
-            return spec
-        for resolver in self._resolvers:
-            spec = resolver(model_id)
-            if spec is not None:
-                return spec
-        self.scan_model_dirs()  # a model saved into a model directory after start-up
-        spec = self._specs.get(model_id)
+        """A declared or saved model (blocking: may scan the model directories)."""
+        spec = self.declared(model_id) or self.saved(model_id)
         if spec is None:
             raise ModelNotFound(f"model '{model_id}' not found; GET /models lists the available ids")
         return spec
 
     # -- loading --------------------------------------------------------------
-    async def health(self, model_id: str) -> tuple[Health, str | None]:
+    async def health(self, spec: ModelSpec) -> tuple[Health, str | None]:
         """``ready`` when loaded; otherwise start loading it (polling health warms a model) and say so."""
-        spec = self.resolve(model_id)
+        model_id = spec.id
         if spec.monitor is not None:
             return await spec.monitor.health()
         if model_id in self._loaded or model_id in self._adapters:
@@ -116,25 +111,6 @@ class ModelRegistry:
             return "unavailable", self._failures[model_id]
         self._start_load(spec)
         return "loading", None
-
-    def is_available(self, model_id: str) -> bool:
-        """Whether a call to this model should be tried now: for upstream models, not while their circuit
-        breaker is open; for local models, not after their last load failed."""
-        spec = self.resolve(model_id)
-        if spec.monitor is not None:
-            return spec.monitor.is_available()
-        return spec.id not in self._failures
-
-    def report_failure(self, model_id: str, reason: str) -> None:
-        """Count a failure the backend itself did not see (upstream streams report their own outcomes)."""
-        spec = self.resolve(model_id)
-        if spec.monitor is not None:
-            spec.monitor.report_failure(reason)
-
-    def report_success(self, model_id: str) -> None:
-        spec = self.resolve(model_id)
-        if spec.monitor is not None:
-            spec.monitor.report_success()
 
     def _start_load(self, spec: ModelSpec) -> asyncio.Task:
         task = self._loading.get(spec.id)
@@ -169,7 +145,9 @@ class ModelRegistry:
         loop = asyncio.get_running_loop()
         try:
             if spec.base_id is not None and spec.attach is not None:
-                base = await self.get(self.resolve(spec.base_id))  # the shared base: loaded once for all adapters
+                # The shared base: loaded once for all its adapters (found on disk off the event loop).
+                base_spec = self.declared(spec.base_id) or await asyncio.to_thread(self.resolve, spec.base_id)
+                base = await self.get(base_spec)
                 model = await loop.run_in_executor(self.executor, spec.attach, base.model)
             else:
                 model = await loop.run_in_executor(self.executor, spec.load)
@@ -220,10 +198,3 @@ def _close(entry: LoadedModel) -> None:
     close = getattr(entry.model, "close", None)
     if callable(close):
         close()
-
-
-def read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}

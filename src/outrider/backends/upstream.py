@@ -22,7 +22,7 @@ from outrider.backends.upstream_health import UpstreamMonitor
 from outrider.backends.upstream_openai import OpenAIStream, chat_body, completion_body
 from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, error_message
 from outrider.config import Settings
-from outrider.core.errors import InvalidRequest, ModelNotFound, UpstreamError
+from outrider.core.errors import InvalidRequest, UpstreamError
 from outrider.core.messages import ChatMessage, GenerationParams
 from outrider.core.usage import Price
 
@@ -160,21 +160,6 @@ class UpstreamProviders:
             )
         for model in self.models.values():
             registry.add(spec_for(model))
-
-    def is_available(self, model_id: str) -> bool:
-        return self._model(model_id).monitor.is_available()
-
-    def report_success(self, model_id: str) -> None:
-        self._model(model_id).monitor.report_success()
-
-    def report_failure(self, model_id: str, reason: str) -> None:
-        self._model(model_id).monitor.report_failure(reason)
-
-    def _model(self, model_id: str) -> UpstreamModel:
-        model = self.models.get(model_id)
-        if model is None:
-            raise ModelNotFound(f"'{model_id}' is not an upstream model")
-        return model
 
     async def aclose(self) -> None:
         for client in self.clients.values():

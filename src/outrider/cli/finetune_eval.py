@@ -30,7 +30,8 @@ from typing import Any
 
 import httpx
 
-JOBS = "/felix/training-jobs"
+from outrider.cli.follow import JOBS, follow_job
+
 BASE_MODEL = "outrider/gliner2-minilm-l6"
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 77
@@ -128,8 +129,6 @@ def _import(client: httpx.Client, name: str, fmt: str, data: bytes) -> dict:
 
 def _fine_tune(client: httpx.Client, options: EvalOptions, name: str, dataset: str) -> dict:
     from rich.console import Console
-
-    from outrider.cli.training import follow_job
 
     body = {
         "model_name": name,

@@ -16,7 +16,7 @@
     |   +-- UpstreamError         an upstream provider: 5xx, timeout, refused connection, rejected key, open circuit
     +-- ClientDisconnected        the client went away before its response was ready (499; nobody reads it)
 
-Services and backends raise these; only ``api/*/errors.py`` turns them into HTTP responses.
+Services and backends raise these; only ``api/errors.py`` turns them into HTTP responses and stream error events.
 Each class carries its HTTP status and a stable machine-readable ``code``.
 """
 

@@ -12,41 +12,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from functools import partial
 
 from outrider.core.errors import BackendError, NotFound
-from outrider.services.accounts import Principal
-from outrider.services.data_generation import GENERATION_KIND
+from outrider.jobs.registry import JobContext, JobHandlers
+from outrider.services.accounts import AccountService, Principal
+from outrider.services.data_generation import GENERATION_JOB_KIND
+from outrider.services.datasets import DatasetService, VersionWriter
+from outrider.services.generation import GenerationService
 from outrider.services.recording import CallContext
-from outrider.storage.queries import accounts as accounts_q
-
-if TYPE_CHECKING:
-    from outrider.app_state import Services
-    from outrider.jobs.registry import JobHandlers
-    from outrider.jobs.worker import JobContext
-    from outrider.services.datasets import VersionWriter
-    from outrider.storage.records import Job
+from outrider.storage.records import Job
 
 log = logging.getLogger(__name__)
 
 
-def _principal(services: Services, account_id: str, key_id: str | None) -> Principal:
+@dataclass(frozen=True)
+class GenerationJobDeps:
+    """What a generation job uses, built by ``build_services``."""
+
+    accounts: AccountService  # the key that queued the job
+    datasets: DatasetService  # the version the examples are written to
+    generation: GenerationService  # the teacher's calls, metered and charged like any other
+
+
+def _principal(deps: GenerationJobDeps, account_id: str, key_id: str | None) -> Principal:
     """The caller who queued the job: teacher calls are scoped (model pool) and metered as theirs."""
-    with services.db.session() as s:
-        account = accounts_q.get_account(s, account_id)
-        key = accounts_q.get_key(s, key_id, account_id=account_id) if key_id else None
-    if account is None or key is None:
+    principal = deps.accounts.principal_of(account_id, key_id) if key_id else None
+    if principal is None:
         raise NotFound("the account or API key that queued this job no longer exists")
-    return Principal(account=account, key=key)
+    return principal
 
 
 class _Output:
     """The dataset version a job writes, opened when its first examples are accepted (a job that fails
     before producing any, e.g. for lack of credit, leaves no empty version behind)."""
 
-    def __init__(self, ctx: JobContext, wanted: int) -> None:
+    def __init__(self, ctx: JobContext, datasets: DatasetService, wanted: int) -> None:
         self.ctx = ctx
+        self.datasets = datasets
         self.wanted = wanted
         self.writer: VersionWriter | None = None
 
@@ -57,7 +61,7 @@ class _Output:
     async def write(self, examples: list[dict]) -> None:
         ctx, payload = self.ctx, self.ctx.payload
         if self.writer is None:
-            self.writer = await ctx.services.datasets.open_append(
+            self.writer = await self.datasets.open_append(
                 ctx.job.account_id,
                 payload["dataset_name"],
                 payload["task_type"],
@@ -77,15 +81,15 @@ class _Output:
             await self.writer.close(status)
 
 
-async def run_generation(ctx: JobContext) -> dict:
+async def run_generation(deps: GenerationJobDeps, ctx: JobContext) -> dict:
     from outrider.synthesis import SynthesisRequest, synthesize
     from outrider.synthesis.teacher import Teacher
 
-    services, job, payload = ctx.services, ctx.job, ctx.payload
+    job, payload = ctx.job, ctx.payload
     wanted = int(payload["num_examples"])
-    principal = await asyncio.to_thread(_principal, services, job.account_id, payload.get("api_key_id"))
+    principal = await asyncio.to_thread(_principal, deps, job.account_id, payload.get("api_key_id"))
     await ctx.progress(generated=0, requested=wanted)
-    output = _Output(ctx, wanted)
+    output = _Output(ctx, deps.datasets, wanted)
     status = "partial"
     try:
         # Teacher calls go through GenerationService under the job owner's key: scoped to its model pool,
@@ -93,7 +97,7 @@ async def run_generation(ctx: JobContext) -> dict:
         # store=False keeps hundreds of teacher prompts out of the inference history; job_id is each
         # charge's reference_id (GET /credits/transactions).
         call = CallContext(principal, "generation-job", payload["teacher_model"], store=False, job_id=job.id)
-        teacher = Teacher(services.generation, call)
+        teacher = Teacher(deps.generation, call)
         request = SynthesisRequest(
             task_type=payload["task_type"],
             num_examples=wanted,
@@ -117,12 +121,12 @@ async def run_generation(ctx: JobContext) -> dict:
     return {"generated": output.count, "summary": asdict(summary)}
 
 
-def recover_generation(services: Services, job: Job) -> None:
+def recover_generation(deps: GenerationJobDeps, job: Job) -> None:
     """A dead worker's job: close the version it was writing as ``partial`` (its committed examples stay)."""
     version_id = (job.result or {}).get("dataset_version_id")
     if version_id:
-        services.datasets.finalize(version_id, "partial")
+        deps.datasets.finalize(version_id, "partial")
 
 
-def register(handlers: JobHandlers) -> None:
-    handlers.register(GENERATION_KIND, run_generation, recover=recover_generation)
+def register(handlers: JobHandlers, deps: GenerationJobDeps) -> None:
+    handlers.register(GENERATION_JOB_KIND, partial(run_generation, deps), recover=partial(recover_generation, deps))

@@ -3,23 +3,53 @@ one whose worker died) on the ``JobHandlers`` that ``build_services`` creates.
 
 A handler is ``async def run(ctx: JobContext) -> dict | None``: it reports progress with
 ``await ctx.progress(...)``, checks ``ctx.should_stop()`` between steps, and returns fields to merge
-into the job's ``result``. Raising fails the job with the exception's message. Heavy work belongs in a
-thread or a subprocess (the worker's event loop is the server's when embedded).
+into the job's ``result``. Raising fails the job with the exception's message; raising ``StopRequested``
+ends it ``stopped``. Heavy work belongs in a thread or a subprocess (the worker's event loop is the
+server's when embedded). What else a handler uses (services, settings) it is given when it is registered,
+not through the context: ``build_services`` builds each kind's dependencies.
+
+This module is the contract between the features and the worker: it imports nothing of theirs, so both
+the services that queue jobs and the worker that runs them can depend on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from outrider.app_state import Services
-    from outrider.jobs.worker import JobContext
     from outrider.storage.records import Job
 
-Run = Callable[["JobContext"], Awaitable[dict[str, Any] | None]]
-Recover = Callable[["Services", "Job"], None]
+
+class StopRequested(Exception):
+    """A handler may raise this to end early because its job was asked to stop."""
+
+
+class JobContext(Protocol):
+    """What a handler sees of the worker running its job."""
+
+    @property
+    def job(self) -> Job: ...
+
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+    def should_stop(self) -> bool:
+        """True once someone asked this job to stop (refreshed at every heartbeat and progress write)."""
+        ...
+
+    async def progress(self, **fields: Any) -> None:
+        """Merge ``fields`` into the job's progress and write it (also a heartbeat)."""
+        ...
+
+    async def set_result(self, **fields: Any) -> None:
+        """Merge ``fields`` into the job's result now (visible while it runs)."""
+        ...
+
+
+Run = Callable[[JobContext], Awaitable[dict[str, Any] | None]]
+Recover = Callable[["Job"], None]
 
 
 @dataclass(frozen=True)

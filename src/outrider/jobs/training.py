@@ -22,27 +22,35 @@ import signal
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from outrider.config import Settings
 from outrider.core.errors import BackendError
-from outrider.jobs.worker import StopRequested
+from outrider.jobs.registry import JobContext, JobHandlers, StopRequested
+from outrider.services.billing import BillingService
+from outrider.services.training import TRAINING_JOB_KIND, TrainingService
+from outrider.storage.records import Job
 from outrider.training.runner import LOG_FILE, STOP_FILE
-
-if TYPE_CHECKING:
-    from outrider.app_state import Services
-    from outrider.jobs.registry import JobHandlers
-    from outrider.jobs.worker import JobContext
-    from outrider.storage.records import Job
 
 log = logging.getLogger(__name__)
 
-TRAINING_KIND = "training"
 PROGRESS_WRITE_INTERVAL_S = 1.0
 CHARGE_INTERVAL_S = 5.0
 WATCH_INTERVAL_S = 0.2
 STDERR_TAIL_LINES = 20
 EVENT_LINE_LIMIT = 8 * 1024 * 1024  # a metrics event with many labels is one long line
+
+
+@dataclass(frozen=True)
+class TrainingJobDeps:
+    """What a training job uses, built by ``build_services``."""
+
+    settings: Settings  # the stop grace period and the price of an hour of training
+    training: TrainingService  # the job's folder, its prepared data, its checkpoints
+    billing: BillingService  # charges for the trainer's time
 
 
 class JobLog:
@@ -75,10 +83,11 @@ def describe_exit(returncode: int) -> str:
 class TrainerRun:
     """One trainer process and everything the parent does while it runs."""
 
-    def __init__(self, ctx: JobContext, job_dir: Path, joblog: JobLog, threads: int) -> None:
+    def __init__(self, ctx: JobContext, deps: TrainingJobDeps, job_dir: Path, joblog: JobLog, threads: int) -> None:
         self.ctx = ctx
-        self.services: Services = ctx.services
-        self.settings = self.services.settings
+        self.training = deps.training
+        self.billing = deps.billing
+        self.settings = deps.settings
         self.job = ctx.job
         self.job_dir = job_dir
         self.log = joblog
@@ -182,7 +191,7 @@ class TrainerRun:
             await self._write_progress()
         elif kind == "checkpoint":
             checkpoint = await asyncio.to_thread(
-                self.services.training.add_checkpoint,
+                self.training.add_checkpoint,
                 self.job,
                 self.job_dir / event["path"],
                 int(event.get("step") or 0),
@@ -268,7 +277,7 @@ class TrainerRun:
         if amount <= 0:
             return
         ok = await asyncio.to_thread(
-            self.services.billing.charge_job,
+            self.billing.charge_job,
             self.job.account_id,
             self.job.id,
             amount,
@@ -289,7 +298,7 @@ class TrainerRun:
                 steps=self.done.get("steps"),
             )
             if self.done.get("model_path"):
-                result["model_path"] = self.services.training.relative_path(self.job_dir / self.done["model_path"])
+                result["model_path"] = self.training.relative_path(self.job_dir / self.done["model_path"])
         stopped = self.stop_sent_at is not None or bool(self.done and self.done.get("stopped"))
         if stopped and (returncode == 0 or self.stop_sent_at is not None):
             result["stop_reason"] = self.stop_reason or "stopped on request"
@@ -316,8 +325,8 @@ def _metrics_text(event: dict[str, Any]) -> str:
     return f" ({', '.join(shown[:6])})" if shown else ""
 
 
-async def run_training(ctx: JobContext) -> dict[str, Any]:
-    training = ctx.services.training
+async def run_training(deps: TrainingJobDeps, ctx: JobContext) -> dict[str, Any]:
+    training = deps.training
     job_dir = training.job_dir(ctx.job.id)
     joblog = JobLog(job_dir / LOG_FILE)
     try:
@@ -337,7 +346,7 @@ async def run_training(ctx: JobContext) -> dict[str, Any]:
         await ctx.progress(step=0, total_steps=None, epoch=0, loss=None, checkpoints=0)
         if ctx.should_stop():
             raise StopRequested("stopped before training started")
-        return await TrainerRun(ctx, job_dir, joblog, training.trainer_threads()).execute()
+        return await TrainerRun(ctx, deps, job_dir, joblog, training.trainer_threads()).execute()
     except (StopRequested, asyncio.CancelledError):
         raise
     except Exception as exc:
@@ -348,12 +357,12 @@ async def run_training(ctx: JobContext) -> dict[str, Any]:
         joblog.close()
 
 
-def recover_training(services: Services, job: Job) -> None:
+def recover_training(deps: TrainingJobDeps, job: Job) -> None:
     """A dead worker's job: its trainer died with it (``PR_SET_PDEATHSIG``); note the reason in the log."""
-    joblog = JobLog(services.training.job_dir(job.id) / LOG_FILE)
+    joblog = JobLog(deps.training.job_dir(job.id) / LOG_FILE)
     joblog.write(f"job failed: {job.error}")
     joblog.close()
 
 
-def register(handlers: JobHandlers) -> None:
-    handlers.register(TRAINING_KIND, run_training, recover=recover_training)
+def register(handlers: JobHandlers, deps: TrainingJobDeps) -> None:
+    handlers.register(TRAINING_JOB_KIND, partial(run_training, deps), recover=partial(recover_training, deps))

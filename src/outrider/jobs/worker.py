@@ -19,15 +19,16 @@ import os
 import secrets
 import socket
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from outrider.config import Settings
 from outrider.core.errors import OutriderError
+from outrider.jobs.registry import StopRequested
+from outrider.services.jobs import JobService
+from outrider.storage.db import Database
 from outrider.storage.queries import jobs as q
 from outrider.storage.queries import now
 from outrider.storage.records import Job
-
-if TYPE_CHECKING:
-    from outrider.app_state import Services
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +61,21 @@ def _process_gone(worker_id: str | None) -> bool:
         return False
 
 
-class StopRequested(Exception):
-    """A handler may raise this to end early because its job was asked to stop."""
+class WorkerServices(Protocol):
+    """What a worker uses of the application (``Services`` has it): the jobs, their handlers, the database."""
+
+    settings: Settings
+    db: Database
+    jobs: JobService
 
 
-class JobContext:
-    """What a handler sees: its job, the services, progress reporting and the stop flag."""
+class RunningJob:
+    """A running job as its handler sees it (``jobs.registry.JobContext``): the job, progress reporting,
+    results and the stop flag."""
 
     def __init__(self, worker: Worker, job: Job) -> None:
         self.worker = worker
         self.job = job
-        self.services: Services = worker.services
         self._progress: dict[str, Any] = dict(job.progress)
         self._stop = job.stop_requested
 
@@ -91,23 +96,24 @@ class JobContext:
         """Merge ``fields`` into the job's result now (visible while it runs)."""
 
         def write() -> None:
-            with self.services.db.session() as s:
+            with self.worker.db.session() as s:
                 q.set_result(s, self.job.id, fields)
 
         await asyncio.to_thread(write)
 
 
 class Worker:
-    def __init__(self, services: Services, *, worker_id: str | None = None) -> None:
+    def __init__(self, services: WorkerServices, *, worker_id: str | None = None) -> None:
         settings = services.settings
-        self.services = services
+        self.db = services.db
+        self.jobs = services.jobs
         self.handlers = services.jobs.handlers
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = settings.worker_concurrency
         self.poll_s = settings.worker_poll_interval_s
         self.heartbeat_s = settings.job_heartbeat_s
         self.stale_after = timedelta(seconds=settings.job_stale_after_s)
-        self._running: dict[str, tuple[asyncio.Task, JobContext]] = {}
+        self._running: dict[str, tuple[asyncio.Task, RunningJob]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
@@ -115,7 +121,7 @@ class Worker:
     # -- life cycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.recover_abandoned()
-        self.services.jobs.attach(self)
+        self.jobs.attach(self)
         self._tasks = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._heartbeat_loop())]
         log.info("job worker %s started (kinds: %s)", self.worker_id, ", ".join(self.handlers.kinds()))
 
@@ -129,7 +135,7 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming; jobs still running are cancelled and marked failed (their handlers clean up)."""
         self._stopping = True
-        self.services.jobs.detach(self)
+        self.jobs.detach(self)
         for task in self._tasks:
             task.cancel()
         running = list(self._running.values())
@@ -166,16 +172,16 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
     def _claim(self) -> Job | None:
-        with self.services.db.session() as s:
+        with self.db.session() as s:
             return q.claim_next(s, self.handlers.kinds(), self.worker_id)
 
     def _launch(self, job: Job) -> None:
-        ctx = JobContext(self, job)
+        ctx = RunningJob(self, job)
         task = asyncio.create_task(self._run(ctx), name=f"job-{job.id}")
         self._running[job.id] = (task, ctx)
         log.info("worker %s runs %s job %s", self.worker_id, job.kind, job.id)
 
-    async def _run(self, ctx: JobContext) -> None:
+    async def _run(self, ctx: RunningJob) -> None:
         job = ctx.job
         kind = self.handlers.get(job.kind)
         status, error, result = "complete", None, None
@@ -200,14 +206,14 @@ class Worker:
         await asyncio.shield(asyncio.to_thread(self._finish, job.id, status, error, result))
 
     def _finish(self, job_id: str, status: str, error: str | None, result: dict | None) -> None:
-        with self.services.db.session() as s:
+        with self.db.session() as s:
             q.finish_job(s, job_id, status=status, worker_id=self.worker_id, error=error, result=result or None)
         log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
 
     # -- heartbeats, stop flags and abandoned jobs -------------------------------------------------------
-    async def beat(self, ctx: JobContext, progress: dict[str, Any] | None = None) -> None:
+    async def beat(self, ctx: RunningJob, progress: dict[str, Any] | None = None) -> None:
         def write() -> Job | None:
-            with self.services.db.session() as s:
+            with self.db.session() as s:
                 return q.heartbeat(s, ctx.job.id, self.worker_id, progress)
 
         found = await asyncio.to_thread(write)
@@ -232,7 +238,7 @@ class Worker:
         return await asyncio.to_thread(self._recover_abandoned)
 
     def _recover_abandoned(self) -> list[Job]:
-        with self.services.db.session() as s:
+        with self.db.session() as s:
             running = q.running_jobs(s)
         cutoff = now() - self.stale_after
         failed = []
@@ -245,7 +251,7 @@ class Worker:
                 reason = f"the worker running this job ({job.worker_id}) stopped sending heartbeats"
             else:
                 continue
-            with self.services.db.session() as s:
+            with self.db.session() as s:
                 marked = q.fail_abandoned(s, job.id, seen_heartbeat=job.heartbeat_at, reason=reason)
             if marked is None:
                 continue
@@ -254,13 +260,13 @@ class Worker:
             kind = self.handlers.get(job.kind)
             if kind is not None and kind.recover is not None:
                 try:
-                    kind.recover(self.services, marked)
+                    kind.recover(marked)
                 except Exception:
                     log.exception("recovery of abandoned job %s failed", job.id)
         return failed
 
 
-async def start_embedded_worker(services: Services) -> Worker | None:
+async def start_embedded_worker(services: WorkerServices) -> Worker | None:
     """The server's worker, unless ``OUTRIDER_EMBEDDED_WORKER`` is off."""
     if not services.settings.embedded_worker:
         return None

@@ -218,6 +218,13 @@ class AccountService:
         expires = cached[0].key.expires_at
         return cached[0] if expires is None or expires > now() else None
 
+    def principal_of(self, account_id: str, key_id: str) -> Principal | None:
+        """The stored key ``key_id`` of account ``account_id`` as a principal, without authenticating it: for
+        work queued earlier under that key (a generation job calls its teacher as the key that queued it)."""
+        with self.db.session() as s:
+            found = q.get_key_with_account(s, key_id, account_id=account_id)
+        return Principal(account=found[1], key=found[0]) if found else None
+
     def authenticate(self, raw_key: str | None) -> Principal:
         if not raw_key:
             raise AuthenticationFailed("missing API key: send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")

@@ -7,18 +7,16 @@ import asyncio
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
 from outrider.core.errors import InvalidRequest
 from outrider.services.accounts import Principal
+from outrider.services.catalog import ModelCatalog
 from outrider.services.datasets import DatasetService, check_name
-from outrider.services.extraction import resolve_kind
 from outrider.services.jobs import JobService
-from outrider.services.recording import CallContext
 from outrider.storage.queries import datasets as datasets_q
 from outrider.storage.records import DatasetVersion, Job
 
-GENERATION_KIND = "generation"
+GENERATION_JOB_KIND = "generation"
 GENERATION_TASKS = ("ner", "classification", "decoder")
 
 
@@ -48,9 +46,9 @@ class GenerationStatus:
 
 
 class DataGenerationService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, jobs: JobService, datasets: DatasetService):
+    def __init__(self, settings: Settings, catalog: ModelCatalog, jobs: JobService, datasets: DatasetService):
         self.settings = settings
-        self.registry = registry
+        self.catalog = catalog
         self.jobs = jobs
         self.datasets = datasets
 
@@ -80,13 +78,12 @@ class DataGenerationService:
         labels = self._check(request)
         teacher = request.teacher_model or self.settings.default_teacher_model
         # Resolved now so that an unknown teacher or one outside the key's pool is refused up front.
-        ctx = CallContext(principal, "generation-job", teacher, store=False)
-        resolve_kind(self.registry, ctx, teacher, "decoder", param="teacher_model")
+        await self.catalog.for_call(principal, teacher, "decoder", param="teacher_model")
         payload = {**asdict(request), "labels": labels, "teacher_model": teacher, "api_key_id": principal.key.id}
-        return await self.jobs.submit(principal.account.id, GENERATION_KIND, payload, prefix="gen")
+        return await self.jobs.submit(principal.account.id, GENERATION_JOB_KIND, payload, prefix="gen")
 
     async def status(self, account_id: str, job_id: str) -> GenerationStatus:
-        job = await self.jobs.get(account_id, job_id, kind=GENERATION_KIND)
+        job = await self.jobs.get(account_id, job_id, kind=GENERATION_JOB_KIND)
         version_id = (job.result or {}).get("dataset_version_id")
         version = None
         if version_id:
@@ -99,8 +96,21 @@ class DataGenerationService:
         return GenerationStatus(job, version)
 
     async def list(self, account_id: str, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        return await self.jobs.list(account_id, kind=GENERATION_KIND, limit=limit, offset=offset)
+        return await self.jobs.list(account_id, kind=GENERATION_JOB_KIND, limit=limit, offset=offset)
+
+    async def list_statuses(self, account_id: str, *, limit: int, offset: int) -> tuple[list[GenerationStatus], int]:
+        """A page of the account's generation jobs with their dataset versions, read in one query."""
+        jobs, total = await self.list(account_id, limit=limit, offset=offset)
+        version_ids = [v for v in ((j.result or {}).get("dataset_version_id") for j in jobs) if v]
+
+        def read() -> dict[str, DatasetVersion]:
+            with self.datasets.db.session() as s:
+                return datasets_q.get_versions(s, version_ids)
+
+        versions = await asyncio.to_thread(read) if version_ids else {}
+        statuses = [GenerationStatus(j, versions.get((j.result or {}).get("dataset_version_id") or "")) for j in jobs]
+        return statuses, total
 
     async def stop(self, account_id: str, job_id: str) -> GenerationStatus:
-        await self.jobs.stop(account_id, job_id, kind=GENERATION_KIND)
+        await self.jobs.stop(account_id, job_id, kind=GENERATION_JOB_KIND)
         return await self.status(account_id, job_id)

@@ -11,15 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from outrider.backends.base import ModelSpec
-from outrider.backends.registry import ModelRegistry
 from outrider.backends.results import shape_result
 from outrider.config import Settings
-from outrider.core.errors import BackendError, InvalidRequest, ModelNotFound, OutriderError, PermissionDenied
+from outrider.core.errors import BackendError, InvalidRequest, OutriderError
 from outrider.core.messages import ChatMessage
 from outrider.core.schema import ExtractionSchema, parse_schema
 from outrider.core.usage import Usage
 from outrider.services.billing import BillingService, Hold
+from outrider.services.catalog import ModelCatalog
 from outrider.services.recording import CallContext, Recorder
 
 log = logging.getLogger(__name__)
@@ -46,30 +45,10 @@ class ExtractionOutcome:
     usage: Usage
 
 
-def resolve_kind(
-    registry: ModelRegistry, ctx: CallContext, model_id: str, kind: str, param: str = "model_id"
-) -> ModelSpec:
-    """Resolve ``model_id`` for this caller: inside its key's model pool (if the key has one), and of the
-    right family, with a hint at what the other family needs."""
-    spec = registry.resolve(model_id)
-    if spec.training_job_id is not None and spec.owned_by != ctx.principal.account.id:
-        # A trained model (job or checkpoint id) belongs to its account: to anyone else it does not exist.
-        raise ModelNotFound(f"model '{model_id}' not found; GET /models lists the available ids", param=param)
-    pool = ctx.principal.key.model_pool
-    if pool is not None and model_id not in pool and spec.id not in pool:
-        raise PermissionDenied(f"model '{model_id}' is not in this API key's model pool", param=param)
-    if spec.kind != kind:
-        hint = "send a 'schema' to extract with it" if spec.kind == "encoder" else "use it for generation"
-        raise InvalidRequest(f"model '{model_id}' is a {spec.kind} model: {hint}", param=param)
-    return spec
-
-
 class ExtractionService:
-    def __init__(
-        self, settings: Settings, registry: ModelRegistry, recorder: Recorder, billing: BillingService
-    ) -> None:
+    def __init__(self, settings: Settings, catalog: ModelCatalog, recorder: Recorder, billing: BillingService) -> None:
         self.settings = settings
-        self.registry = registry
+        self.catalog = catalog
         self.recorder = recorder
         self.billing = billing
 
@@ -98,7 +77,7 @@ class ExtractionService:
         self._check_texts(request.texts)
         if not 0.0 <= request.threshold <= 1.0:
             raise InvalidRequest("threshold must be between 0 and 1", param="threshold")
-        spec = resolve_kind(self.registry, ctx, request.model_id, "encoder")
+        spec = await self.catalog.for_call(ctx.principal, request.model_id, "encoder", param="model_id")
         started = time.perf_counter()
         record_input = {
             "text": request.texts if request.batch else request.texts[0],
@@ -107,7 +86,7 @@ class ExtractionService:
         }
         hold: Hold | None = None
         try:
-            loaded = await self.registry.get(spec)
+            loaded = await self.catalog.load(spec)
             prepared = loaded.model.prepare(request.schema)
             if spec.price.input_per_mtok and not ctx.principal.account.unlimited_credits:
                 # Encoders are billed on input tokens only: the exact count is the reservation.

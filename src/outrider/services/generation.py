@@ -16,13 +16,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from outrider.backends.base import ModelSpec, open_streams
-from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError
 from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams, GenerationResult, GenerationStream
 from outrider.core.usage import Usage
 from outrider.services.billing import BillingService, Hold, prompt_token_bound
-from outrider.services.extraction import resolve_kind
+from outrider.services.catalog import ModelCatalog
 from outrider.services.recording import CallContext, Recorder
 from outrider.services.routing import AUTO_MODEL, RoutingOptions, RoutingService
 
@@ -265,37 +264,43 @@ class ActiveGeneration:
 
 class GenerationService:
     def __init__(
-        self, settings: Settings, registry: ModelRegistry, recorder: Recorder, billing: BillingService
+        self,
+        settings: Settings,
+        catalog: ModelCatalog,
+        recorder: Recorder,
+        billing: BillingService,
+        routing: RoutingService,
     ) -> None:
         self.settings = settings
-        self.registry = registry
+        self.catalog = catalog
         self.recorder = recorder
         self.billing = billing
-        self.routing: RoutingService | None = None
+        self.routing = routing  # model "auto": decide, then fall back along the ranking; observes every call
 
     async def start(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         check_params(request, self.settings)
-        if request.model_id == AUTO_MODEL and self.routing is not None:
+        if request.model_id == AUTO_MODEL:
             return await self._start_routed(ctx, request)
         if request.routing is not None:
             raise InvalidRequest("'routing' applies only to model \"auto\"", param="routing")
         active = await self._start_model(ctx, request)
-        if self.routing is not None:
-            active.observer = self.routing.observe
+        active.observer = self.routing.observe
         return active
 
     async def _start_routed(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         """Decide, then try the ranked models in order: a model that fails before its first token (5xx,
         timeout, unavailable) hands the call to the next-best, at most ``routing_max_attempts`` times."""
-        assert self.routing is not None
         messages = request.messages if request.messages is not None else [ChatMessage("user", request.prompt or "")]
-        decision, _ = await self.routing.decide(ctx, messages, request.routing, request.params.max_tokens)
+        # The pool's models are resolved (and checked against the caller) once, here: each attempt starts
+        # on its spec instead of resolving the id again.
+        decision, specs = await self.routing.decide(ctx, messages, request.routing, request.params.max_tokens)
         failures: list[str] = []
         for model_id in [decision.model, *decision.fallbacks][: self.settings.routing_max_attempts]:
             chosen = replace(decision, model=model_id)
             attempt_ctx = replace(ctx, routing={**chosen.to_record(), "fallback_from": failures or None})
             try:
-                active = await self._start_model(attempt_ctx, replace(request, model_id=model_id, routing=None))
+                attempt = replace(request, model_id=model_id, routing=None)
+                active = await self._start_spec(attempt_ctx, attempt, specs[model_id])
             except OutriderError as exc:
                 if exc.status_code < 500:
                     raise
@@ -308,7 +313,11 @@ class GenerationService:
         raise BackendError(f"every model tried for model 'auto' failed: {'; '.join(failures)}", param="model")
 
     async def _start_model(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
-        spec = resolve_kind(self.registry, ctx, request.model_id, "decoder", param="model")
+        spec = await self.catalog.for_call(ctx.principal, request.model_id, "decoder", param="model")
+        return await self._start_spec(ctx, request, spec)
+
+    async def _start_spec(self, ctx: CallContext, request: GenerationRequest, spec: ModelSpec) -> ActiveGeneration:
+        """Reserve, load and open ``n`` streams on a resolved model."""
         started = time.perf_counter()
         # Reserve the most this call can cost before any token is produced (402 when it cannot be covered).
         hold = await self.billing.reserve(
@@ -319,7 +328,7 @@ class GenerationService:
         )
         streams: list[GenerationStream] = []
         try:
-            loaded = await self.registry.get(spec)
+            loaded = await self.catalog.load(spec)
             prompt = request.messages if request.messages is not None else request.prompt
             streams = [loaded.model.start(prompt, request.params) for _ in range(request.n)]
             # Upstream streams send their request here: a failure before the first token becomes this

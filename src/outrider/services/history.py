@@ -18,10 +18,12 @@ VERDICTS = ("correct", "incorrect")
 
 
 class HistoryService:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, *, on_routed_verdict: Callable[[str, str | None, bool], None] | None = None
+    ) -> None:
         self.db = db
         # Told (model, routed task, correct?) for feedback on routed calls: routing learns fit from it.
-        self.on_routed_verdict: Callable[[str, str | None, bool], None] | None = None
+        self.on_routed_verdict = on_routed_verdict
 
     async def list(self, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
         def read() -> tuple[list[Inference], int]:

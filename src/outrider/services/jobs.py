@@ -1,13 +1,14 @@
 """Jobs as a use case: queue one, read it, list them, ask one to stop. Running them is ``jobs/worker.py``'s.
 
 Features build on this: generation (``services/data_generation.py``) and training queue their kinds here
-and register their handlers on ``handlers``.
+(each kind's name lives with its service); ``build_services`` registers their handlers (``jobs/``) on
+``handlers``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from outrider.core.errors import NotFound
 from outrider.jobs.registry import JobHandlers
@@ -15,20 +16,25 @@ from outrider.storage.db import Database
 from outrider.storage.queries import jobs as q
 from outrider.storage.records import Job
 
-if TYPE_CHECKING:
-    from outrider.jobs.worker import Worker
+
+class LocalWorker(Protocol):
+    """A worker running in this process (``jobs/worker.py``), told at once of new jobs and stop requests."""
+
+    def wake(self) -> None: ...
+
+    def flag_stop(self, job_id: str) -> None: ...
 
 
 class JobService:
     def __init__(self, db: Database, handlers: JobHandlers | None = None) -> None:
         self.db = db
         self.handlers = handlers or JobHandlers()
-        self._local_workers: list[Worker] = []
+        self._local_workers: list[LocalWorker] = []
 
-    def attach(self, worker: Worker) -> None:
+    def attach(self, worker: LocalWorker) -> None:
         self._local_workers.append(worker)
 
-    def detach(self, worker: Worker) -> None:
+    def detach(self, worker: LocalWorker) -> None:
         if worker in self._local_workers:
             self._local_workers.remove(worker)
 

@@ -18,12 +18,12 @@ import logging
 from dataclasses import dataclass
 
 from outrider.backends.base import ModelSpec
-from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
-from outrider.core.errors import BackendError, InvalidRequest, ModelNotFound, PermissionDenied
+from outrider.core.errors import BackendError, InvalidRequest, PermissionDenied
 from outrider.core.messages import ChatMessage
 from outrider.routing.decision import Router, RoutingDecision
 from outrider.routing.scorer import CandidateModel
+from outrider.services.catalog import ModelCatalog
 from outrider.services.recording import CallContext
 from outrider.storage.db import Database
 from outrider.storage.queries import inferences as inference_q
@@ -55,9 +55,9 @@ class RoutingOptions:
 
 
 class RoutingService:
-    def __init__(self, settings: Settings, registry: ModelRegistry, db: Database) -> None:
+    def __init__(self, settings: Settings, catalog: ModelCatalog, db: Database) -> None:
         self.settings = settings
-        self.registry = registry
+        self.catalog = catalog
         self.db = db
         self._router: Router | None = None
         self._loading: asyncio.Task | None = None
@@ -98,8 +98,9 @@ class RoutingService:
             self._loading = None  # let the next request try again, and say why this one failed
             raise
 
-    def pool(self, ctx: CallContext, options: RoutingOptions | None) -> list[ModelSpec]:
-        """The decoder models this caller may be routed to and that can serve now."""
+    async def pool(self, ctx: CallContext, options: RoutingOptions | None) -> list[ModelSpec]:
+        """The decoder models this caller may be routed to and that can serve now, each resolved once."""
+        account_id = ctx.principal.account.id
         key_pool = ctx.principal.key.model_pool
         requested = list(options.model_pool) if options and options.model_pool else None
         if requested is not None:
@@ -111,7 +112,8 @@ class RoutingService:
                 )
             specs = []
             for model_id in requested:
-                spec = self.registry.resolve(model_id)  # ModelNotFound (404) names the unknown id
+                # 404 names an unknown id; another account's trained model is unknown here too
+                spec = await self.catalog.model_for(model_id, account_id)
                 if spec.kind != "decoder":
                     raise InvalidRequest(
                         f"routing.model_pool: '{model_id}' is an extraction model; routing picks between "
@@ -122,11 +124,9 @@ class RoutingService:
         elif key_pool:
             specs = []
             for model_id in key_pool:
-                try:
-                    spec = self.registry.resolve(model_id)
-                except ModelNotFound:
-                    continue  # a key may name a model that is gone; routing just does not offer it
-                if spec.kind == "decoder":
+                # A key may name a model that is gone (or was never this account's): routing does not offer it.
+                spec = await self.catalog.visible(model_id, account_id)
+                if spec is not None and spec.kind == "decoder":
                     specs.append(spec)
             if not specs:
                 # 422, not 403: nothing is withheld from the key (it may call each model in its pool by name),
@@ -138,8 +138,8 @@ class RoutingService:
                     param="model",
                 )
         else:
-            specs = [s for s in self.registry.specs() if s.kind == "decoder"]
-        available = [s for s in specs if _can_serve(s)]
+            specs = [s for s in self.catalog.declared() if s.kind == "decoder"]
+        available = await self.catalog.serving(specs)
         if not available:
             names = ", ".join(s.id for s in specs) or "none"
             raise BackendError(f"no model in the routing pool can serve now (pool: {names})")
@@ -152,7 +152,7 @@ class RoutingService:
         options: RoutingOptions | None,
         max_output_tokens: int,
     ) -> tuple[RoutingDecision, dict[str, ModelSpec]]:
-        specs = self.pool(ctx, options)
+        specs = await self.pool(ctx, options)
         router = await self.router()
         mode = options.optimize if options and options.optimize else ctx.principal.key.optimize_mode
         decision = router.decide(
@@ -176,13 +176,6 @@ class RoutingService:
                 self._router.record_verdict(model_id, task, correct)
             except InvalidRequest:
                 log.warning("feedback for an unknown routing task %r ignored", task)
-
-
-def _can_serve(spec: ModelSpec) -> bool:
-    monitor = getattr(spec, "monitor", None)
-    if monitor is not None:
-        return monitor.is_available()
-    return spec.check().available
 
 
 def _priced(spec: ModelSpec) -> bool:

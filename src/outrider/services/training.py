@@ -1,36 +1,33 @@
 """Fine-tuning as a use case: validate and queue training jobs, read them, stream their logs, list their
-checkpoints, package their weights, stop and delete them, and serve what they trained.
+checkpoints, package their weights, stop and delete them.
 
 A training job is a ``training`` job of the generic worker (``jobs/training.py`` runs it in a child
 process). Its files live in ``DATA_DIR/training/<job id>/``: the prepared data and spec, the log, and the
 trainer's output (checkpoints; the final model is the last one). Every method takes the owning account:
 another account's job is simply not found (404). Job ids (``ft_...``) of complete jobs and checkpoint ids
-(``ckpt_...``) are model ids: ``resolve_model`` is registered on the model registry as a resolver.
+(``ckpt_...``) are model ids: the model catalog (``services/catalog.py``) serves them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from outrider.backends.base import ModelSpec
-from outrider.backends.builtin import base_model_dir, spec_for_folder
+from outrider.backends.builtin import base_model_dir
 from outrider.backends.decoder_hf import SMOLLM2_ID
 from outrider.backends.encoder_gliner import MINILM_BASE_ID
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
-from outrider.core.errors import InvalidRequest, ModelNotFound, NotFound, OutriderError
+from outrider.core.errors import InvalidRequest, NotFound
 from outrider.core.text import loads_repaired
 from outrider.datasets.formats import count_labels, to_chat, to_gliner2
-from outrider.jobs.training import TRAINING_KIND
-from outrider.jobs.worker import StopRequested
+from outrider.jobs.registry import StopRequested
 from outrider.services.accounts import Principal
 from outrider.services.datasets import DatasetService
 from outrider.services.jobs import JobService
@@ -39,11 +36,11 @@ from outrider.storage.queries import datasets as datasets_q
 from outrider.storage.queries import jobs as jobs_q
 from outrider.storage.queries import training as q
 from outrider.storage.records import Job, TrainingCheckpoint
-from outrider.training.encoder_lora import is_encoder_adapter
 from outrider.training.runner import LOG_FILE, SPEC_FILE, TRAIN_FILE, VAL_FILE
 from outrider.training.splits import split_records
 from outrider.training.zipped import build_download
 
+TRAINING_JOB_KIND = "training"  # run by jobs/training.py
 JOB_PREFIX = "ft"
 ENCODER_TASKS = ("ner", "classification", "structures", "relations")
 FINISHED = ("complete", "failed", "stopped")
@@ -97,7 +94,14 @@ def task_family(task_type: str) -> str:
 
 class TrainingService:
     def __init__(
-        self, settings: Settings, db: Database, jobs: JobService, datasets: DatasetService, registry: ModelRegistry
+        self,
+        settings: Settings,
+        db: Database,
+        jobs: JobService,
+        datasets: DatasetService,
+        registry: ModelRegistry,
+        *,
+        on_deleted: Callable[[list[str]], None] = lambda model_ids: None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -105,7 +109,8 @@ class TrainingService:
         self.datasets = datasets
         self.registry = registry
         self.root = settings.data_dir / "training"
-        self._specs: dict[str, ModelSpec] = {}  # served job and checkpoint ids: immutable until deleted
+        # Told the model ids (job and checkpoints) of a deleted job: the model catalog forgets them.
+        self.on_deleted = on_deleted
 
     # -- files ------------------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -160,7 +165,7 @@ class TrainingService:
                 checkpoint = q.get_checkpoint(s, model_id, account_id=account_id)
                 job = jobs_q.get_job(s, checkpoint.job_id) if checkpoint else None
                 path = checkpoint.path if checkpoint else None
-        if job is None or job.kind != TRAINING_KIND or path is None:
+        if job is None or job.kind != TRAINING_JOB_KIND or path is None:
             raise self._bad_base(f"unknown base_model '{model_id}'")
         payload = job.payload
         return _Base(
@@ -260,7 +265,7 @@ class TrainingService:
 
     async def create(self, principal: Principal, request: TrainingRequest) -> Job:
         payload = await self._validate(principal, request)
-        return await self.jobs.submit(principal.account.id, TRAINING_KIND, payload, prefix=JOB_PREFIX)
+        return await self.jobs.submit(principal.account.id, TRAINING_JOB_KIND, payload, prefix=JOB_PREFIX)
 
     # -- preparing a run (called by the job handler, in a thread) -------------------------------------------
     def prepare_run(self, job: Job, should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
@@ -341,10 +346,10 @@ class TrainingService:
 
     # -- reading ------------------------------------------------------------------------------------------
     async def get(self, account_id: str, job_id: str) -> Job:
-        return await self.jobs.get(account_id, job_id, kind=TRAINING_KIND)
+        return await self.jobs.get(account_id, job_id, kind=TRAINING_JOB_KIND)
 
     async def list(self, account_id: str, *, limit: int, offset: int) -> tuple[list[Job], int]:
-        return await self.jobs.list(account_id, kind=TRAINING_KIND, limit=limit, offset=offset)
+        return await self.jobs.list(account_id, kind=TRAINING_JOB_KIND, limit=limit, offset=offset)
 
     async def checkpoints(self, account_id: str, job_id: str) -> list[TrainingCheckpoint]:
         await self.get(account_id, job_id)
@@ -407,7 +412,7 @@ class TrainingService:
 
     # -- stopping and deleting --------------------------------------------------------------------------
     async def stop(self, account_id: str, job_id: str) -> Job:
-        return await self.jobs.stop(account_id, job_id, kind=TRAINING_KIND)
+        return await self.jobs.stop(account_id, job_id, kind=TRAINING_JOB_KIND)
 
     async def delete(self, account_id: str, job_id: str) -> Job:
         """Stop it if it runs (waiting for the trainer to exit), then remove its record, checkpoints and files."""
@@ -427,116 +432,13 @@ class TrainingService:
             return checkpoints
 
         checkpoints = await asyncio.to_thread(remove)
-        for model_id in [job_id, *(c.id for c in checkpoints)]:
-            self._specs.pop(model_id, None)
+        self.on_deleted([job_id, *(c.id for c in checkpoints)])
         return job
-
-    # -- serving what was trained -------------------------------------------------------------------------
-    def resolve_model(self, model_id: str) -> ModelSpec | None:
-        """Registry resolver: a complete job's id -> its final model; a checkpoint id -> that checkpoint."""
-        cached = self._specs.get(model_id)
-        if cached is not None:
-            return cached
-        if not (model_id.startswith(JOB_PREFIX + "_") or model_id.startswith(q.CHECKPOINT_PREFIX + "_")):
-            return None
-        with self.db.session() as s:
-            if model_id.startswith(JOB_PREFIX + "_"):
-                job = jobs_q.get_job(s, model_id)
-                path = (job.result or {}).get("model_path") if job and job.status == "complete" else None
-            else:
-                checkpoint = q.get_checkpoint(s, model_id)
-                job = jobs_q.get_job(s, checkpoint.job_id) if checkpoint else None
-                path = checkpoint.path if checkpoint else None
-        if job is None or job.kind != TRAINING_KIND or path is None:
-            return None
-        spec = self._spec_for(model_id, self.root / path, job)
-        if spec is not None:
-            self._specs[model_id] = spec
-        return spec
-
-    def _spec_for(self, model_id: str, folder: Path, job: Job) -> ModelSpec | None:
-        spec = spec_for_folder(model_id, folder, self.settings)  # GLiNER2, transformers or a LoRA adapter
-        if spec is None and is_encoder_adapter(folder):
-            spec = merged_encoder_adapter_spec(model_id, folder, self.settings)
-        if spec is None:
-            return None
-        payload = job.payload
-        what = "checkpoint of" if model_id != job.id else "trained by"
-        return replace(
-            spec,
-            source="trained",
-            owned_by=job.account_id,
-            training_job_id=job.id,
-            fine_tunable=True,
-            description=(
-                f"'{payload.get('model_name')}': {what} job {job.id} ({payload.get('training_type')} fine-tune of "
-                f"{payload.get('base', {}).get('id')} on {payload.get('task_type')} data)"
-            ),
-        )
-
-    async def models_for(self, account_id: str) -> list[ModelSpec]:
-        """Every model this account may call, for model listings: the registry's (after a look for folders
-        saved since start-up) and the account's complete fine-tunes."""
-        await asyncio.to_thread(self.registry.scan_model_dirs)  # disk I/O: off the event loop
-        return [*self.registry.specs(), *await self.trained_specs(account_id)]
-
-    async def model_for(self, model_id: str, account_id: str, listing: str) -> ModelSpec:
-        """One model as this account sees it: another account's fine-tune is not found (``listing`` is the
-        endpoint the message points to)."""
-        spec = await asyncio.to_thread(self.registry.resolve, model_id)
-        if not visible_to(spec, account_id):
-            raise ModelNotFound(f"model '{model_id}' not found; {listing} lists the available ids")
-        return spec
-
-    async def trained_specs(self, account_id: str) -> list[ModelSpec]:
-        """The account's complete jobs as models (``GET /models``)."""
-
-        def read() -> list[Job]:
-            with self.db.session() as s:
-                return q.finished_jobs(s, account_id, TRAINING_KIND)
-
-        specs = []
-        for job in await asyncio.to_thread(read):
-            with contextlib.suppress(OutriderError):
-                spec = await asyncio.to_thread(self.resolve_model, job.id)
-                if spec is not None:
-                    specs.append(spec)
-        return specs
 
 
 def public_status(status: str) -> str:
     """The jobs table's ``queued`` is the training API's ``requested``."""
     return "requested" if status == "queued" else status
-
-
-def visible_to(spec: ModelSpec, account_id: str) -> bool:
-    """A trained model is its account's alone; every other model is visible to all."""
-    return spec.training_job_id is None or spec.owned_by == account_id
-
-
-def merged_encoder_adapter_spec(model_id: str, folder: Path, settings: Settings) -> ModelSpec:
-    """A GLiNER2 LoRA checkpoint that ``spec_for_folder`` cannot put on a shared base (its metadata names no
-    base model id) served as its base with the adapter merged in: a model copy of its own."""
-    from outrider.backends.base import Availability
-    from outrider.backends.builtin import local_price
-    from outrider.backends.encoder_gliner import Gliner2Encoder
-
-    path = str(folder)
-
-    def load() -> Gliner2Encoder:
-        from outrider.training.encoder_lora import merge_adapter
-
-        return Gliner2Encoder(merge_adapter(path), settings.batch_max_size)  # with its calibrated cut-off
-
-    return ModelSpec(
-        id=model_id,
-        kind="encoder",
-        source="local",
-        description=f"GLiNER2 LoRA adapter saved at {folder}",
-        load=load,
-        price=local_price(settings, model_id),
-        check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
-    )
 
 
 def _read_from(path: Path, position: int) -> bytes:

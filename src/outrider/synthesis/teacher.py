@@ -1,4 +1,4 @@
-"""The teacher: a decoder model from the registry, asked for JSON through ``GenerationService``.
+"""The teacher: a decoder model from the model catalog, asked for JSON through ``GenerationService``.
 
 Going through the service (not the model object) means teacher calls are resolved, scoped to the caller's
 model pool, metered and charged like any other generation. Local decoders get the answer's JSON schema as
@@ -37,7 +37,9 @@ class Teacher:
         self.generation = generation
         self.ctx = ctx
         self.model_id = model_id or ctx.model_id
-        spec = generation.registry.resolve(self.model_id)
+        # Checked against the caller when the job was queued; a declared model or one resolved before is in
+        # memory, so this reads the database only for a trained teacher not served since start-up.
+        spec = generation.catalog.resolve_blocking(self.model_id)
         upstream = spec.source == "upstream" or getattr(spec, "monitor", None) is not None
         self.constrained = not upstream
         self.json_mode = upstream and "json" in getattr(spec, "capabilities", ())

@@ -2,8 +2,9 @@
 
 One plain function, ``run_decoder_training``, that reads top to bottom: load the model, turn each chat into
 token ids through the model's own chat template with only the assistant's answers counted in the loss,
-then a seeded loop of padded batches with gradient clipping and a linear warmup/decay schedule, saving a
-loadable checkpoint (with ``outrider.json`` metadata) after every epoch and when a stop is requested.
+then the shared seeded loop (``loop.train_loop``) over padded batches with gradient clipping and a linear
+warmup/decay schedule, saving a loadable checkpoint (with ``outrider.json`` metadata) after every epoch and
+when a stop is requested. ``DecoderTask`` is the decoder's side of that loop: loss, validation, saving.
 
 What a checkpoint folder is:
 - LoRA: a ``peft`` adapter (``adapter_config.json`` + ``adapter_model.safetensors``) whose
@@ -17,25 +18,29 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import random
-import shutil
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from outrider.training.loop import (
+    METADATA_FILE,
+    CheckpointCallback,
+    Hooks,
+    LoopSettings,
+    ProgressCallback,
+    RunState,
+    StopCallback,
+    begin_run,
+    count_steps,
+    train_loop,
+    warmup_then_decay,
+    write_checkpoint,
+)
 from outrider.training.metrics import answer_metrics
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "outrider.json"
 IGNORE_INDEX = -100  # the label value that torch's cross-entropy (and so every HF model) skips
-
-ProgressCallback = Callable[[int, int, float], None]  # step, epoch, loss
-CheckpointCallback = Callable[[Path, int, dict[str, Any]], None]  # folder, step, metrics
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,63 @@ def evaluate(
     return metrics
 
 
-# --- 4. The training loop ----------------------------------------------------------------------------------
+# --- 4. The training loop's decoder side ------------------------------------------------------------------
+
+
+@dataclass
+class DecoderTask:
+    """What ``loop.train_loop`` asks of a decoder: the loss of a padded batch of chats, validation by greedy
+    answers, and checkpoint folders that the libraries load alone."""
+
+    model: Any
+    tokenizer: Any
+    config: DecoderTrainingConfig
+    pad_id: int
+    train_examples: list[dict[str, list[int]]]
+    val_records: list[dict[str, Any]]
+    val_examples: list[dict[str, list[int]]]
+    base_dir: Path  # what the run started from
+    base_id: str  # the Outrider id recorded as the checkpoint's base
+    weights_dir: Path  # the base weights' folder
+
+    def loss(self, batch: list[int], step: int) -> Any:
+        padded = pad_batch([self.train_examples[i] for i in batch], self.pad_id)
+        return self.model(**padded).loss  # mean cross-entropy over the answer tokens of the batch
+
+    def validate(self) -> dict[str, Any]:
+        # Never cut short by a stop: a stop skips validation altogether (generation is slow on CPU).
+        return evaluate(self.model, self.tokenizer, self.val_records, self.val_examples, self.config, self.pad_id)
+
+    def save(self, folder: Path, run: RunState, metrics: dict[str, Any]) -> None:
+        config = self.config
+        metadata = {
+            "kind": "decoder",
+            "training_type": config.training_type,
+            "base_model": self.base_id,
+            "base_path": str(self.weights_dir.resolve()),
+            "started_from": str(self.base_dir),
+            "hyperparameters": {**asdict(config), "learning_rate": config.resolved_learning_rate()},
+            "step": run.step,
+            "epoch": run.epoch,
+            "metrics": metrics,
+            "train_examples": len(self.train_examples),
+            "val_examples": len(self.val_examples),
+        }
+
+        def write(partial: Path) -> None:
+            self.model.save_pretrained(str(partial))  # a PeftModel writes only the adapter and its config
+            self.tokenizer.save_pretrained(str(partial))
+
+        write_checkpoint(folder, write, metadata)
+
+
+def _encode_records(
+    tokenizer: Any, model: Any, records: list[dict[str, Any]], max_length: int
+) -> list[dict[str, list[int]]]:
+    # Chat models may end a turn with a token other than the tokenizer's EOS; generation stops on either.
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    end_ids = {int(t) for t in (eos if isinstance(eos, list | tuple) else [eos]) if t is not None}
+    return [encode_training_chat(tokenizer, r["messages"], max_length, end_ids) for r in records]
 
 
 def run_decoder_training(
@@ -252,7 +313,7 @@ def run_decoder_training(
     out_dir: Path | str,
     config: DecoderTrainingConfig,
     on_progress: ProgressCallback | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: StopCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
 ) -> DecoderTrainingResult:
     """Train on ``{"messages": [...]}`` chats; checkpoints go to ``out_dir/checkpoints/step-<N>``."""
@@ -260,42 +321,22 @@ def run_decoder_training(
 
     # Absolute, because a LoRA adapter records its base's path for loading it later from anywhere.
     base_dir, out_dir = Path(base_dir).resolve(), Path(out_dir)
-    if not train_records:
-        raise ValueError("no training records")
-    if config.epochs < 1:
-        raise ValueError("epochs must be at least 1")
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)  # LoRA's initial matrices come from torch's generator
-    order_rng = random.Random(config.seed)
+    order_rng = begin_run(train_records, config.epochs, config.num_threads, config.seed)
 
     model, tokenizer, base_id, weights_dir = _load_trainable(base_dir, config)
     model.train()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    # Chat models may end a turn with a token other than the tokenizer's EOS; generation stops on either.
-    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    end_ids = {int(t) for t in (eos if isinstance(eos, list | tuple) else [eos]) if t is not None}
-    train_examples = [encode_training_chat(tokenizer, r["messages"], config.max_length, end_ids) for r in train_records]
-    val_examples = [encode_training_chat(tokenizer, r["messages"], config.max_length, end_ids) for r in val_records]
+    train_examples = _encode_records(tokenizer, model, train_records, config.max_length)
+    val_examples = _encode_records(tokenizer, model, val_records, config.max_length)
     # A chat whose answer was cut off entirely by max_length would add nothing but padding.
     train_examples = [e for e in train_examples if any(label != IGNORE_INDEX for label in e["labels"])]
     if not train_examples:
         raise ValueError(f"no training chat keeps any answer token within max_length={config.max_length}")
 
-    steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay)
-    warmup = int(total_steps * config.warmup_ratio)
-
-    def lr_factor(step: int) -> float:  # linear warmup to the full rate, then linear decay to zero
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    total_steps = count_steps(len(train_examples), config.batch_size, config.epochs, config.max_steps)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_then_decay(total_steps, config.warmup_ratio))
     log.info(
         "decoder training: %d chats, %d steps (%s, lr %g)",
         len(train_examples),
@@ -304,94 +345,31 @@ def run_decoder_training(
         config.resolved_learning_rate(),
     )
 
-    def save(step: int, epoch: int, metrics: dict[str, Any]) -> Path:
-        folder = out_dir / "checkpoints" / f"step-{step:06d}"
-        _save_checkpoint(
-            model,
-            tokenizer,
-            folder,
-            {
-                "kind": "decoder",
-                "training_type": config.training_type,
-                "base_model": base_id,
-                "base_path": str(weights_dir.resolve()),
-                "started_from": str(base_dir),
-                "hyperparameters": {**asdict(config), "learning_rate": config.resolved_learning_rate()},
-                "step": step,
-                "epoch": epoch,
-                "metrics": metrics,
-                "train_examples": len(train_examples),
-                "val_examples": len(val_examples),
-            },
-        )
-        checkpoints.append(folder)
-        if on_checkpoint:
-            on_checkpoint(folder, step, metrics)
-        return folder
-
-    checkpoints: list[Path] = []
-    step, loss_value, stopped, metrics, saved_at = 0, None, False, {}, -1
-    train_seconds = 0.0  # optimizer steps only: validation and saving are timed apart
-
-    def validate_and_save(epoch: int) -> None:
-        nonlocal metrics, saved_at
-        metrics = {"train_loss": loss_value, **evaluate(model, tokenizer, val_records, val_examples, config, pad_id)}
-        save(step, epoch, metrics)
-        saved_at = step
-
-    for epoch in range(1, config.epochs + 1):
-        order = list(range(len(train_examples)))
-        order_rng.shuffle(order)  # a fresh, seeded order every epoch
-        for start in range(0, len(order), config.batch_size):
-            tick = time.perf_counter()
-            batch = pad_batch([train_examples[i] for i in order[start : start + config.batch_size]], pad_id)
-            loss = model(**batch).loss  # mean cross-entropy over the answer tokens of the batch
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - tick
-            step += 1
-            loss_value = float(loss.detach())
-            if on_progress:
-                on_progress(step, epoch, loss_value)
-            if should_stop and should_stop():
-                stopped = True
-                break
-            if step >= total_steps:
-                break
-            if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
-                validate_and_save(epoch)
-        if stopped:
-            # Return promptly: keep what was learned, but skip validation (generation is slow on CPU).
-            save(step, epoch, {"train_loss": loss_value})
-            break
-        if saved_at != step:
-            validate_and_save(epoch)
-        if step >= total_steps:
-            break
-    return DecoderTrainingResult(
-        model_dir=checkpoints[-1] if checkpoints else None,
-        steps=step,
-        epoch=epoch,
-        stopped=stopped,
-        final_loss=loss_value,
-        metrics=metrics,
-        train_seconds=train_seconds,
-        seconds_per_step=train_seconds / step if step else None,
-        checkpoints=checkpoints,
+    task = DecoderTask(
+        model, tokenizer, config, pad_id, train_examples, val_records, val_examples, base_dir, base_id, weights_dir
     )
-
-
-def _save_checkpoint(model: Any, tokenizer: Any, folder: Path, metadata: dict[str, Any]) -> None:
-    """Write the folder next to its final place and rename it in, so a crash never leaves half a checkpoint."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    model.save_pretrained(str(partial))  # a PeftModel writes only the adapter and its config
-    tokenizer.save_pretrained(str(partial))
-    metadata = {**metadata, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (partial / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(partial, folder)
+    settings = LoopSettings(
+        out_dir=out_dir,
+        examples=len(train_examples),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        total_steps=total_steps,
+        checkpoint_every=config.checkpoint_every_steps,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        parameters=parameters,
+        max_grad_norm=config.max_grad_norm,
+        order_rng=order_rng,
+    )
+    run = train_loop(task, settings, Hooks(on_progress, should_stop, on_checkpoint))
+    return DecoderTrainingResult(
+        model_dir=run.checkpoints[-1] if run.checkpoints else None,
+        steps=run.step,
+        epoch=run.epoch,
+        stopped=run.stopped,
+        final_loss=run.loss,
+        metrics=run.metrics,
+        train_seconds=run.train_seconds,
+        seconds_per_step=run.train_seconds / run.step if run.step else None,
+        checkpoints=run.checkpoints,
+    )

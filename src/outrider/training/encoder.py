@@ -7,9 +7,10 @@
    and keeps every task head trainable (``encoder_lora``);
 2. plan classification: each task goes to GLiNER2's own head, trained with a label-order curriculum, or
    to Outrider's label-embedding head when its labels are too many (``encoder_classification``);
-3. a seeded loop over batches with per-group learning rates (encoder or adapters / task heads / the
-   classification MLP / the label head), linear warmup and decay, gradient clipping, and the boundary
-   head's gold-injection schedule as ``gliner2``'s own trainer sets it;
+3. the shared seeded loop (``loop.train_loop``) over batches with per-group learning rates (encoder or
+   adapters / task heads / the classification MLP / the label head), linear warmup and decay, gradient
+   clipping, and the boundary head's gold-injection schedule as ``gliner2``'s own trainer sets it
+   (``EncoderTask`` is the encoder's side of that loop: loss, validation, saving);
 4. after every epoch (and every ``checkpoint_every_steps``) it calibrates decoding on the validation
    records (abstention cut-off and decision threshold, ``encoder_calibration``), predicts and scores them
    (``metrics.encoder_metrics``) and saves a loadable checkpoint folder with ``outrider.json``; a stop
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -33,8 +33,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from outrider.backends.encoder_adapters import METADATA_FILE, is_encoder_adapter, load_adapter, read_metadata
+from outrider.backends.label_head import LabelHead
 from outrider.training import encoder_classification as cls
 from outrider.training.encoder_calibration import Calibration, set_abstention, shifted
 from outrider.training.encoder_eval import (
@@ -43,47 +45,23 @@ from outrider.training.encoder_eval import (
     gliner_schema,
     validation_metrics,
 )
-from outrider.training.encoder_lora import METADATA_FILE, add_lora, is_encoder_adapter, load_adapter, read_metadata
+from outrider.training.encoder_lora import add_lora
+from outrider.training.encoder_setup import EncoderTrainingConfig, Plan, Trainable
+from outrider.training.loop import (
+    CheckpointCallback,
+    Hooks,
+    LoopSettings,
+    ProgressCallback,
+    RunState,
+    StopCallback,
+    begin_run,
+    count_steps,
+    train_loop,
+    warmup_then_decay,
+    write_checkpoint,
+)
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[int, int, float], None]  # step, epoch, loss
-CheckpointCallback = Callable[[Path, int, dict[str, Any]], None]  # folder, step, metrics
-
-
-@dataclass(frozen=True)
-class EncoderTrainingConfig:
-    training_type: Literal["lora", "full"] = "full"
-    lora: bool = False  # the older switch: True means training_type "lora"
-    epochs: int = 5
-    batch_size: int = 8
-    # Rates by parameter group; None picks the default for the run (``resolved_rates``). A fresh MiniLM
-    # boundary model needs rates far above the library's defaults (tuned for pretrained GLiNER2 models):
-    # its heads start from random initialisation.
-    learning_rate: float | None = None  # the encoder (full) or the adapters (LoRA)
-    head_learning_rate: float | None = None  # the extraction heads (boundary, relation, record)
-    classifier_learning_rate: float | None = None  # GLiNER2's classification MLP
-    label_head_learning_rate: float | None = None  # Outrider's label-embedding head
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    lora_r: int = 16
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
-    classification_method: cls.ClassificationMethod = "auto"
-    seed: int = 0
-    max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
-    checkpoint_every_steps: int | None = None  # besides the end of every epoch
-    eval_threshold: float = 0.5
-    eval_batch_size: int = 16
-    base_model_id: str | None = None  # the Outrider id of ``base_dir``, recorded in the metadata
-    num_threads: int | None = None  # torch CPU threads; None keeps the process default
-    task_type: str | None = None  # recorded in the metadata
-    labels: list[str] | None = None  # recorded in the metadata
-
-    @property
-    def uses_lora(self) -> bool:
-        return self.lora or self.training_type == "lora"
 
 
 @dataclass(frozen=True)
@@ -123,25 +101,12 @@ class EncoderTrainingResult:
 # --- 1. The model to train ----------------------------------------------------------------------------
 
 
-@dataclass
-class Trainable:
-    core: Any  # the GLiNER2 model (inside ``wrapped`` for LoRA)
-    wrapped: Any | None  # the peft model for LoRA runs
-    base_id: str  # what the weights start from (for an adapter: the model its adapter applies to)
-    base_path: str
-    label_head: cls.LabelHead | None
-
-    @property
-    def forward_model(self) -> Any:
-        return self.wrapped if self.wrapped is not None else self.core
-
-
 def load_trainable(base_dir: Path | str, config: EncoderTrainingConfig) -> Trainable:
     from gliner2 import AutoExtractor
 
     base_dir = str(base_dir)
     base_id = config.base_model_id or base_dir
-    label_head = cls.LabelHead.load(base_dir) if os.path.isdir(base_dir) else None
+    label_head = LabelHead.load(base_dir) if os.path.isdir(base_dir) else None
     if is_encoder_adapter(base_dir):
         metadata = read_metadata(base_dir)
         wrapped, core = load_adapter(base_dir, trainable=config.uses_lora)
@@ -183,21 +148,6 @@ def parameter_groups(trainable: Trainable, rates: Rates, weight_decay: float) ->
 # --- 2. Records ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Plan:
-    tasks: dict[str, cls.TaskLabels]
-    methods: dict[str, str]
-    examples: list[tuple[dict[str, Any] | None, cls.HeadExample | None]]
-
-    @property
-    def curriculum(self) -> bool:
-        return "gliner" in self.methods.values()
-
-    @property
-    def head_tasks(self) -> dict[str, cls.TaskLabels]:
-        return {name: spec for name, spec in self.tasks.items() if self.methods[name] == "label_head"}
-
-
 def plan_records(
     records: list[dict[str, Any]], all_records: list[dict[str, Any]], method: cls.ClassificationMethod, tokenizer: Any
 ) -> Plan:
@@ -227,37 +177,25 @@ def _valid_gliner_indices(parts: list[dict[str, Any] | None]) -> set[int]:
     return {indexed[position][0] for position in valid}
 
 
-# --- 4. Saving ---------------------------------------------------------------------------------------------
+# --- 3. Saving ---------------------------------------------------------------------------------------------
 
 
 def save_checkpoint(trainable: Trainable, folder: Path, metadata: dict[str, Any]) -> None:
-    """Write the folder next to its final place and rename it in, so a crash never leaves half a checkpoint:
-    the GLiNER2 model (full) or the adapter with its heads (LoRA), the label head if any, ``outrider.json``."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    if trainable.wrapped is not None:
-        trainable.wrapped.save_pretrained(str(partial))
-    else:
-        trainable.core.save_pretrained(str(partial))
-    if trainable.label_head is not None:
-        trainable.label_head.save(partial)
-    metadata = {**metadata, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (partial / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(partial, folder)
+    """The GLiNER2 model (full) or the adapter with its heads (LoRA), the label head if any, ``outrider.json``;
+    written aside and renamed in (``loop.write_checkpoint``)."""
+
+    def write(partial: Path) -> None:
+        if trainable.wrapped is not None:
+            trainable.wrapped.save_pretrained(str(partial))
+        else:
+            trainable.core.save_pretrained(str(partial))
+        if trainable.label_head is not None:
+            trainable.label_head.save(partial)
+
+    write_checkpoint(folder, write, metadata)
 
 
-# --- 5. The loop -------------------------------------------------------------------------------------------
-
-
-def _batches(plan: Plan, batch_size: int, rng: random.Random) -> list[list[int]]:
-    """A fresh seeded order every epoch. Not grouped by length as ``gliner2``'s trainer does: on templated
-    or short-text data length tracks the label, and label-homogeneous batches kept the classification
-    curriculum on its plateau (accuracy 0.15 to 0.45 on 4 labels over 120 steps)."""
-    order = list(range(len(plan.examples)))
-    rng.shuffle(order)
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+# --- 4. The training loop's encoder side -------------------------------------------------------------------
 
 
 def _set_schedules(core: Any, step: int, total: int) -> None:
@@ -288,6 +226,100 @@ def _collator(core: Any) -> Any:
     )
 
 
+class EncoderTask:
+    """What ``loop.train_loop`` asks of an encoder: GLiNER2's loss plus the label head's, validation after a
+    fresh calibration of decoding, and checkpoint folders whose weights carry that calibration.
+
+    Batch orders come from the loop (``loop.epoch_batches``): a fresh seeded order every epoch, not grouped by
+    length as ``gliner2``'s trainer does. On templated or short-text data length tracks the label, and
+    label-homogeneous batches kept the classification curriculum on its plateau (accuracy 0.15 to 0.45 on
+    4 labels over 120 steps)."""
+
+    def __init__(
+        self,
+        trainable: Trainable,
+        plan: Plan,
+        config: EncoderTrainingConfig,
+        rates: Rates,
+        base_dir: Path | str,
+        all_records: list[dict[str, Any]],
+        val_records: list[dict[str, Any]],
+        total_steps: int,
+        order_rng: random.Random,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.trainable, self.plan, self.config, self.rates = trainable, plan, config, rates
+        self.base_dir, self.val_records, self.should_stop = base_dir, val_records, should_stop
+        self.total_steps, self.order_rng = total_steps, order_rng
+        self.schema = gliner_schema(all_records, plan)
+        self.collate = _collator(trainable.core)
+        # The last calibration: a stop's checkpoint keeps it, and a calibration a stop abandons is undone to it.
+        self.calibration: Calibration | None = None
+        core = trainable.core
+        self.library_abstention = getattr(getattr(core, "boundary_settings", None), "abstention_threshold", 0.5)
+
+    def loss(self, batch: list[int], step: int) -> Any:
+        if self.plan.curriculum:  # the label-order phase draws from the run's generator, after the epoch's order
+            phase = cls.curriculum_phase(step, self.total_steps, self.order_rng)
+            self.trainable.core.processor.sampling_config = cls.sampling_config(phase)
+        return _step_loss(self.trainable, self.plan, batch, self.collate, step, self.total_steps)
+
+    def validate(self) -> dict[str, Any] | None:
+        trainable, records, schema, config = self.trainable, self.val_records, self.schema, self.config
+        try:
+            calibration = calibrate_decoding(trainable, records, schema, config, self.should_stop)
+            figures = validation_metrics(trainable, records, schema, config, self.should_stop, calibration)
+        except StopDuringValidation:
+            last = self.calibration
+            set_abstention(trainable.core, last.abstention_threshold if last else self.library_abstention)
+            return None
+        self.calibration = calibration
+        return figures
+
+    def save(self, folder: Path, run: RunState, metrics: dict[str, Any]) -> None:
+        with shifted(self.trainable.core, self.calibration):  # the saved weights carry it (and so the metadata)
+            save_checkpoint(self.trainable, folder, self._metadata(run, metrics))
+
+    def _metadata(self, run: RunState, metrics: dict[str, Any]) -> dict[str, Any]:
+        trainable, config, calibration = self.trainable, self.config, self.calibration
+        return {
+            "kind": "encoder",
+            "training_type": "lora" if config.uses_lora else "full",
+            "base_model": trainable.base_id,
+            "base_path": str(Path(trainable.base_path).resolve())
+            if os.path.isdir(trainable.base_path)
+            else trainable.base_path,
+            "started_from": str(self.base_dir),
+            "hyperparameters": {**asdict(config), "rates": asdict(self.rates)},
+            "classification": self.plan.methods,
+            "abstention_threshold": getattr(
+                getattr(trainable.core, "boundary_settings", None), "abstention_threshold", None
+            ),
+            "calibration": asdict(calibration) if calibration else None,
+            "step": run.step,
+            "epoch": run.epoch,
+            "metrics": metrics,
+            "train_examples": len(self.plan.examples),
+            "val_examples": len(self.val_records),
+            "train_seconds": round(run.train_seconds, 2),
+        }
+
+
+# --- 5. The run --------------------------------------------------------------------------------------------
+
+
+def fit_label_head(trainable: Trainable, plan: Plan) -> None:
+    """A fresh label head for a new label set (or when there is none yet), its label vectors seeded from the
+    label names; a loaded head for the same labels keeps training."""
+    if not plan.head_tasks:
+        return
+    core = trainable.core
+    known = trainable.label_head.tasks if trainable.label_head is not None else {}
+    if {n: s.labels for n, s in known.items()} != {n: s.labels for n, s in plan.head_tasks.items()}:
+        trainable.label_head = LabelHead(plan.head_tasks, core.encoder.config.hidden_size)
+        trainable.label_head.initialise(core.encoder, core.processor.tokenizer)
+
+
 def run_encoder_training(
     base_dir: Path | str,
     train_records: list[dict[str, Any]],
@@ -295,56 +327,31 @@ def run_encoder_training(
     out_dir: Path | str,
     config: EncoderTrainingConfig,
     on_progress: ProgressCallback | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: StopCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
 ) -> EncoderTrainingResult:
     """Train on GLiNER2 records; checkpoints go to ``out_dir/checkpoints/step-<N>``."""
     import torch
 
     out_dir = Path(out_dir)
-    if not train_records:
-        raise ValueError("no training records")
-    if config.epochs < 1:
-        raise ValueError("epochs must be at least 1")
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)  # LoRA and the label head start from torch's generator
+    order_rng = begin_run(train_records, config.epochs, config.num_threads, config.seed)  # seeds torch too
     random.seed(config.seed)  # gliner2's processor samples negatives and orders with the global generator
-    order_rng = random.Random(config.seed)
 
     trainable = load_trainable(base_dir, config)
-    core = trainable.core
-    tokenizer = core.processor.tokenizer
-    plan = plan_records(train_records, train_records + val_records, config.classification_method, tokenizer)
-    if plan.head_tasks:
-        known = trainable.label_head.tasks if trainable.label_head is not None else {}
-        if {n: s.labels for n, s in known.items()} != {n: s.labels for n, s in plan.head_tasks.items()}:
-            # a new label set (or none yet): a fresh head, its label vectors seeded from the label names
-            trainable.label_head = cls.LabelHead(plan.head_tasks, core.encoder.config.hidden_size)
-            trainable.label_head.initialise(core.encoder, tokenizer)
+    all_records = train_records + val_records
+    plan = plan_records(train_records, all_records, config.classification_method, trainable.core.processor.tokenizer)
+    fit_label_head(trainable, plan)
     rates = resolved_rates(config, classifies=bool(plan.tasks))
-    schema = gliner_schema(train_records + val_records, plan)
-    collate = _collator(core)
+    total_steps = count_steps(len(plan.examples), config.batch_size, config.epochs, config.max_steps)
+    task = EncoderTask(
+        trainable, plan, config, rates, base_dir, all_records, val_records, total_steps, order_rng, should_stop
+    )
 
-    steps_per_epoch = math.ceil(len(plan.examples) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
     optimizer = torch.optim.AdamW(parameter_groups(trainable, rates, config.weight_decay))
     # GLiNER2's classification curriculum wants constant rates: with a warmup its fixed-order phase ended at
     # accuracy 0.55 instead of 0.85, and with a decay it never recovered from the switch to shuffled orders.
-    constant = plan.curriculum
-    warmup = 0 if constant else int(total_steps * config.warmup_ratio)
-
-    def lr_factor(step: int) -> float:  # linear warmup to the full rates, then linear decay to zero
-        if constant:
-            return 1.0
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    trainable_parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    schedule = _constant_rate if plan.curriculum else warmup_then_decay(total_steps, config.warmup_ratio)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     log.info(
         "encoder training: %d examples, %d steps (%s, rates %s, classification %s)",
         len(plan.examples),
@@ -354,107 +361,37 @@ def run_encoder_training(
         plan.methods or "none",
     )
 
-    checkpoints: list[Path] = []
-    step, loss_value, stopped, metrics, saved_at, epoch = 0, None, False, {}, -1, 0
-    train_seconds = 0.0  # optimizer steps only: validation and saving are timed apart
-
-    def save(epoch: int, metrics: dict[str, Any], calibration: Calibration | None) -> None:
-        folder = out_dir / "checkpoints" / f"step-{step:06d}"
-        with shifted(core, calibration):  # the saved weights carry it
-            save_checkpoint(
-                trainable,
-                folder,
-                {
-                    "kind": "encoder",
-                    "training_type": "lora" if config.uses_lora else "full",
-                    "base_model": trainable.base_id,
-                    "base_path": str(Path(trainable.base_path).resolve())
-                    if os.path.isdir(trainable.base_path)
-                    else trainable.base_path,
-                    "started_from": str(base_dir),
-                    "hyperparameters": {**asdict(config), "rates": asdict(rates)},
-                    "classification": plan.methods,
-                    "abstention_threshold": getattr(
-                        getattr(core, "boundary_settings", None), "abstention_threshold", None
-                    ),
-                    "calibration": asdict(calibration) if calibration else None,
-                    "step": step,
-                    "epoch": epoch,
-                    "metrics": metrics,
-                    "train_examples": len(plan.examples),
-                    "val_examples": len(val_records),
-                    "train_seconds": round(train_seconds, 2),
-                },
-            )
-        checkpoints.append(folder)
-        if on_checkpoint:
-            on_checkpoint(folder, step, metrics)
-
-    calibrated: list[Calibration | None] = [None]  # the last calibration (a stop's checkpoint keeps it)
-    library_abstention = getattr(getattr(core, "boundary_settings", None), "abstention_threshold", 0.5)
-
-    def validate_and_save(epoch: int) -> bool:
-        """Calibrate decoding, validate and save; False (nothing saved) when a stop request cut it short."""
-        nonlocal metrics, saved_at
-        try:
-            calibration = calibrate_decoding(trainable, val_records, schema, config, should_stop)
-            figures = validation_metrics(trainable, val_records, schema, config, should_stop, calibration)
-        except StopDuringValidation:
-            last = calibrated[0]
-            set_abstention(core, last.abstention_threshold if last else library_abstention)
-            return False
-        calibrated[0] = calibration
-        metrics = {"train_loss": loss_value, **figures}
-        save(epoch, metrics, calibration)
-        saved_at = step
-        return True
-
     trainable.forward_model.train()
-    core.processor.change_mode(is_training=True)
-    for epoch in range(1, config.epochs + 1):
-        for batch_indices in _batches(plan, config.batch_size, order_rng):
-            tick = time.perf_counter()
-            if plan.curriculum:
-                core.processor.sampling_config = cls.sampling_config(cls.curriculum_phase(step, total_steps, order_rng))
-            loss = _step_loss(trainable, plan, batch_indices, collate, step, total_steps)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable_parameters, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            train_seconds += time.perf_counter() - tick
-            step += 1
-            loss_value = float(loss.detach())
-            if on_progress:
-                on_progress(step, epoch, loss_value)
-            if should_stop and should_stop():
-                stopped = True
-                break
-            if step >= total_steps:
-                break
-            every = config.checkpoint_every_steps
-            if every and step % every == 0 and not validate_and_save(epoch):
-                stopped = True
-                break
-        if not stopped and saved_at != step and not validate_and_save(epoch):
-            stopped = True
-        if stopped:
-            # Return promptly: keep what was learned, skip (or abandon) validation.
-            save(epoch, {"train_loss": loss_value}, calibrated[0])
-            break
-        if step >= total_steps:
-            break
-    return EncoderTrainingResult(
-        model_dir=checkpoints[-1] if checkpoints else None,
-        steps=step,
-        epochs_completed=epoch if not stopped else epoch - 1,
-        stopped=stopped,
-        final_loss=loss_value,
-        metrics=metrics,
-        train_seconds=round(train_seconds, 2),
-        seconds_per_step=train_seconds / step if step else None,
-        checkpoints=checkpoints,
+    trainable.core.processor.change_mode(is_training=True)
+    settings = LoopSettings(
+        out_dir=out_dir,
+        examples=len(plan.examples),
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        total_steps=total_steps,
+        checkpoint_every=config.checkpoint_every_steps,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        parameters=[p for group in optimizer.param_groups for p in group["params"]],
+        max_grad_norm=config.max_grad_norm,
+        order_rng=order_rng,
     )
+    run = train_loop(task, settings, Hooks(on_progress, should_stop, on_checkpoint))
+    return EncoderTrainingResult(
+        model_dir=run.checkpoints[-1] if run.checkpoints else None,
+        steps=run.step,
+        epochs_completed=run.epoch if not run.stopped else run.epoch - 1,
+        stopped=run.stopped,
+        final_loss=run.loss,
+        metrics=run.metrics,
+        train_seconds=round(run.train_seconds, 2),
+        seconds_per_step=run.train_seconds / run.step if run.step else None,
+        checkpoints=run.checkpoints,
+    )
+
+
+def _constant_rate(step: int) -> float:
+    return 1.0
 
 
 def _step_loss(trainable: Trainable, plan: Plan, indices: list[int], collate: Any, step: int, total: int) -> Any:

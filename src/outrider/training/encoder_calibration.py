@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from outrider.backends.encoder_adapters import set_abstention
 from outrider.training.metrics import RELATIONS_KEY, extraction_metrics, gold_units
 
 ABSTENTION_CANDIDATES = (0.5, 0.8, 0.95, 1.0)
@@ -43,16 +44,6 @@ class Calibration:
     @property
     def logit_shift(self) -> float:
         return math.log((1 - self.decision_threshold) / self.decision_threshold)
-
-
-def set_abstention(core: Any, threshold: float) -> None:
-    """The boundary head's abstention cut-off, for decoding now and in the saved ``config.json``."""
-    settings = getattr(core, "boundary_settings", None)
-    if settings is None or not hasattr(settings, "abstention_threshold"):
-        return
-    core.boundary_settings = replace(settings, abstention_threshold=threshold)
-    if isinstance(getattr(core.config, "boundary_head", None), dict):
-        core.config.boundary_head["abstention_threshold"] = threshold
 
 
 def _compat_bias(core: Any) -> tuple[Any, float] | None:

@@ -11,7 +11,7 @@ from outrider.training.encoder_calibration import Calibration, calibrate, shifte
 from outrider.training.metrics import encoder_metrics
 
 if TYPE_CHECKING:
-    from outrider.training.encoder import EncoderTrainingConfig, Plan, Trainable
+    from outrider.training.encoder_setup import EncoderTrainingConfig, Plan, Trainable
 
 
 def gliner_schema(records: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:

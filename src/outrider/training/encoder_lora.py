@@ -15,29 +15,12 @@ Loading one with the libraries alone::
     print(model.extract_entities("Tim Cook runs Apple.", ["person", "company"]))
 
 Outrider instead keeps the base loaded once and switches adapters per request (``backends/encoder_gliner``).
+Reading, loading and merging a saved adapter folder is shared with serving: ``backends/encoder_adapters``.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
-
-METADATA_FILE = "outrider.json"
-ADAPTER_CONFIG = "adapter_config.json"
-
-
-def read_metadata(folder: Path | str) -> dict[str, Any]:
-    try:
-        return json.loads((Path(folder) / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def is_encoder_adapter(folder: Path | str) -> bool:
-    """A GLiNER2 LoRA adapter saved by Outrider (decoder adapters say ``kind: decoder``)."""
-    folder = Path(folder)
-    return (folder / ADAPTER_CONFIG).exists() and read_metadata(folder).get("kind") == "encoder"
 
 
 def head_modules(model: Any) -> list[str]:
@@ -61,28 +44,6 @@ def add_lora(model: Any, r: int, alpha: float, dropout: float) -> Any:
     return get_peft_model(model, config)
 
 
-def adapter_base(folder: Path | str) -> tuple[str, str]:
-    """``(base model id, base folder)`` an adapter applies to, from its Outrider metadata."""
-    metadata = read_metadata(folder)
-    path = metadata.get("base_path") or json.loads((Path(folder) / ADAPTER_CONFIG).read_text()).get(
-        "base_model_name_or_path"
-    )
-    if not path:
-        raise ValueError(f"{folder} does not say which base model it adapts")
-    return metadata.get("base_model") or path, path
-
-
-def load_adapter(folder: Path | str, trainable: bool = False) -> tuple[Any, Any]:
-    """``(peft model, the GLiNER2 model inside it)`` for an adapter folder, on a fresh copy of its base."""
-    from gliner2 import AutoExtractor
-    from peft import PeftModel
-
-    _, base_path = adapter_base(folder)
-    base = AutoExtractor.from_pretrained(base_path)
-    wrapped = PeftModel.from_pretrained(base, str(folder), is_trainable=trainable)
-    return wrapped, wrapped.get_base_model()
-
-
 def adapter_usage(base_id: str, folder: str = "model") -> str:
     """Python that loads a GLiNER2 LoRA adapter with ``gliner2`` and ``peft`` alone (for the README)."""
     return f"""import dataclasses
@@ -100,16 +61,3 @@ if threshold is not None:
 print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))
 """
 
-
-def merge_adapter(folder: Path | str) -> Any:
-    """The adapter merged into a fresh copy of its base: a plain GLiNER2 model whose ``save_pretrained``
-    writes a complete folder, with the abstention cut-off calibrated in training (``outrider.json``) in
-    its config, since an adapter folder has no ``config.json`` to carry it."""
-    from outrider.training.encoder_calibration import set_abstention
-
-    wrapped, _ = load_adapter(folder)
-    model = wrapped.merge_and_unload()
-    threshold = read_metadata(folder).get("abstention_threshold")
-    if threshold is not None:
-        set_abstention(model, threshold)
-    return model.eval()

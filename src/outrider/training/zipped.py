@@ -20,9 +20,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from outrider.backends.encoder_adapters import is_encoder_adapter
+from outrider.backends.label_head import LABEL_HEAD_CONFIG
 from outrider.core.errors import NotFound
-from outrider.training.encoder_classification import LABEL_HEAD_CONFIG
-from outrider.training.encoder_lora import is_encoder_adapter
 
 STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
@@ -47,7 +47,7 @@ def build_download(
 
 def merge_encoder_adapter(folder: Path, target: Path) -> Path:
     """The adapter merged into its base, saved as a complete GLiNER2 folder with Outrider's own files."""
-    from outrider.training.encoder_lora import merge_adapter
+    from outrider.backends.encoder_adapters import merge_adapter
 
     merge_adapter(folder).save_pretrained(str(target))  # with the adapter's calibrated abstention cut-off
     for extra in folder.iterdir():

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from outrider.api.deps import admin, principal, services
-from outrider.app_state import Services
+from outrider.api.deps import AdminPrincipal, CurrentPrincipal, ServicesDep
 from outrider.core.errors import InvalidRequest
-from outrider.services.accounts import IssuedKey, Principal
+from outrider.services.accounts import IssuedKey
 from outrider.storage.records import Account, ApiKey
 
 from .schemas import (
@@ -46,7 +45,7 @@ def _account_out(account: Account) -> AccountOut:
 
 
 @router.post("/keys", response_model=KeyCreated, status_code=201)
-async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: Services = Depends(services)):
+async def create_key(body: KeyCreate, who: CurrentPrincipal, svc: ServicesDep):
     issued = await asyncio.to_thread(
         svc.accounts.issue_key,
         who.account.id,
@@ -62,15 +61,13 @@ async def create_key(body: KeyCreate, who: Principal = Depends(principal), svc: 
 
 
 @router.get("/keys", response_model=KeyList)
-async def list_keys(who: Principal = Depends(principal), svc: Services = Depends(services)) -> KeyList:
+async def list_keys(who: CurrentPrincipal, svc: ServicesDep) -> KeyList:
     keys = await asyncio.to_thread(svc.accounts.list_keys, who)
     return KeyList(keys=[_key_out(k) for k in keys])
 
 
 @router.patch("/keys/{key_id}", response_model=KeyOut)
-async def update_key(
-    key_id: str, body: KeyUpdate, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> KeyOut:
+async def update_key(key_id: str, body: KeyUpdate, who: CurrentPrincipal, svc: ServicesDep) -> KeyOut:
     changes = body.model_dump(exclude_unset=True)
     for field in ("name", "optimize_mode"):
         if field in changes and changes[field] is None:
@@ -79,14 +76,12 @@ async def update_key(
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
-async def revoke_key(key_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> KeyOut:
+async def revoke_key(key_id: str, who: CurrentPrincipal, svc: ServicesDep) -> KeyOut:
     return _key_out(await asyncio.to_thread(svc.accounts.revoke_key, who, key_id))
 
 
 @router.post("/accounts", response_model=AccountCreated, status_code=201)
-async def create_account(
-    body: AccountCreate, who: Principal = Depends(admin), svc: Services = Depends(services)
-) -> AccountCreated:
+async def create_account(body: AccountCreate, who: AdminPrincipal, svc: ServicesDep) -> AccountCreated:
     account, issued = await asyncio.to_thread(
         svc.accounts.create_account,
         body.name,
@@ -98,10 +93,10 @@ async def create_account(
 
 
 @router.get("/accounts", response_model=AccountList)
-async def list_accounts(_: Principal = Depends(admin), svc: Services = Depends(services)) -> AccountList:
+async def list_accounts(_: AdminPrincipal, svc: ServicesDep) -> AccountList:
     return AccountList(accounts=[_account_out(a) for a in await asyncio.to_thread(svc.accounts.list_accounts)])
 
 
 @router.get("/me", response_model=AccountOut)
-async def me(who: Principal = Depends(principal)) -> AccountOut:
+async def me(who: CurrentPrincipal) -> AccountOut:
     return _account_out(who.account)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse
 
-from outrider.api.deps import rate_limited, services
+from outrider.api.deps import ChatCaller, ServicesDep
 from outrider.api.disconnect import unless_disconnected
-from outrider.app_state import Services
+from outrider.api.routed import routed_json, served_model
 from outrider.core.ids import new_id
-from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
 
 from . import conversion as conv
@@ -21,12 +19,7 @@ router = APIRouter(prefix="/v1", tags=["anthropic"])
 
 
 @router.post("/messages")
-async def create_message(
-    body: MessagesRequest,
-    request: Request,
-    who: Principal = Depends(rate_limited("chat")),
-    svc: Services = Depends(services),
-):
+async def create_message(body: MessagesRequest, request: Request, who: ChatCaller, svc: ServicesDep):
     ctx = CallContext(who, "anthropic", body.model)
     message_id = new_id("msg")
     if body.schema_ is not None:
@@ -35,15 +28,9 @@ async def create_message(
         return EventSourceResponse(streaming.extraction_stream(message)) if body.stream else message
     if body.stream:
         active = await svc.generation.start(ctx, conv.to_request(body))
-        model = active.routing.model if active.routing is not None else body.model
-        return EventSourceResponse(streaming.routed(active, streaming.message_stream(active, message_id, model)))
+        events = streaming.message_stream(active, message_id, served_model(active, body.model))
+        return EventSourceResponse(streaming.routed(active, events))
     # A client that gives up stops the generation: recorded ``cancelled``, charged for what was produced.
     active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_request(body)))
-    model = active.routing.model if active.routing is not None else body.model
-    outcome = active.outcome()
-    message = conv.message(message_id, model, outcome.result, outcome.usage)
-    if active.routing is None:
-        return JSONResponse(message)  # plain JSON already: no second pass through FastAPI's encoder
-    # Non-streamed routed messages carry the decision as a field and the chosen model as a header.
-    message["routing"] = active.routing.to_event()
-    return JSONResponse(message, headers={"X-Outrider-Route": active.routing.model})
+    model, outcome = served_model(active, body.model), active.outcome()
+    return routed_json(conv.message(message_id, model, outcome.result, outcome.usage), active)

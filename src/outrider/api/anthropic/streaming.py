@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from outrider.api.errors import envelope
+from outrider.api.errors import stream_error
+from outrider.api.routed import routed_stream
 from outrider.api.sse import sse
 from outrider.core.errors import OutriderError
 from outrider.services.generation import ActiveGeneration
@@ -18,16 +19,10 @@ def _event(kind: str, **fields: Any) -> str:
     return sse({"type": kind, **fields}, event=kind)
 
 
-async def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
+def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
     """With ``model: "auto"`` the routing decision is the first event (``event: routing``), before
     ``message_start``; SDKs pass events of unknown types through or skip them."""
-    try:
-        if active.routing is not None:
-            yield sse({"type": "routing", **active.routing.to_event()}, event="routing")
-        async for event in events:
-            yield event
-    finally:
-        await events.aclose()  # a client that went away cancels the generation at once
+    return routed_stream(active, events, lambda decision: _event("routing", **decision))
 
 
 def _start(message_id: str, model: str, input_tokens: int) -> list[str]:
@@ -64,7 +59,7 @@ async def message_stream(active: ActiveGeneration, message_id: str, model: str) 
             if chunk.text:
                 yield _event("content_block_delta", index=0, delta={"type": "text_delta", "text": chunk.text})
     except OutriderError as exc:
-        yield sse(envelope("anthropic", exc.status_code, exc.message, code=exc.code, param=exc.param), event="error")
+        yield sse(stream_error("anthropic", exc), event="error")
         return
     result = active.results[0]
     for line in _end(STOP_REASON[result.finish_reason], result.stop_sequence, usage_dict(active.usage)):

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from outrider.api.deps import admin, principal, services
+from outrider.api.deps import AdminPrincipal, CurrentPrincipal, ServicesDep
 from outrider.api.paging import offset_query
-from outrider.app_state import Services
 from outrider.core.usage import MICRO_USD
-from outrider.services.accounts import Principal
 from outrider.storage.records import CreditTransaction, UsageRecord, UsageTotals
 
 from .schemas import CreditsOut, GrantCreate, TransactionList, TransactionOut, UsageList, UsageOut, UsageTotalsOut
@@ -66,7 +64,7 @@ def _totals_out(t: UsageTotals) -> UsageTotalsOut:
 
 
 @router.get("/credits", response_model=CreditsOut)
-async def get_credits(who: Principal = Depends(principal), svc: Services = Depends(services)) -> CreditsOut:
+async def get_credits(who: CurrentPrincipal, svc: ServicesDep) -> CreditsOut:
     b = await asyncio.to_thread(svc.billing.balance, who)
     return CreditsOut(
         account_id=b.account_id,
@@ -80,20 +78,18 @@ async def get_credits(who: Principal = Depends(principal), svc: Services = Depen
 
 @router.get("/credits/transactions", response_model=TransactionList)
 async def list_transactions(
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     kind: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = offset_query(),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> TransactionList:
     rows, total = await asyncio.to_thread(svc.billing.transactions, who, kind=kind, limit=limit, offset=offset)
     return TransactionList(data=[_transaction_out(t) for t in rows], total=total, limit=limit, offset=offset)
 
 
 @router.post("/credits/grants", response_model=TransactionOut, status_code=201)
-async def grant_credits(
-    body: GrantCreate, who: Principal = Depends(admin), svc: Services = Depends(services)
-) -> TransactionOut:
+async def grant_credits(body: GrantCreate, who: AdminPrincipal, svc: ServicesDep) -> TransactionOut:
     txn = await asyncio.to_thread(
         svc.billing.grant,
         created_by=who.account.id,
@@ -109,6 +105,8 @@ async def grant_credits(
 
 @router.get("/usage", response_model=UsageList)
 async def list_usage(
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     model_id: str | None = None,
     api_key_id: str | None = None,
     status: str | None = None,
@@ -117,8 +115,6 @@ async def list_usage(
     until: datetime | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = offset_query(),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> UsageList:
     rows, totals = await asyncio.to_thread(
         svc.billing.usage,

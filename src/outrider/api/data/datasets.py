@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from outrider.api.deps import principal, services
+from outrider.api.deps import CurrentPrincipal, ServicesDep
 from outrider.api.paging import offset_query
-from outrider.app_state import Services
 from outrider.core.errors import InvalidRequest
-from outrider.services.accounts import Principal
 
 from .conversion import dataset_out, version_out
 from .schemas import DatasetList, DatasetOut, DeletedOut, ExamplePageOut, VersionOut
@@ -41,10 +39,10 @@ def _required(fields: dict[str, str], name: str, query_value: str | None) -> str
 @router.post("/datasets", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
 async def upload_dataset(
     request: Request,
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     name: str | None = Query(None, description="Dataset name (or a form field)."),
     task_type: str | None = Query(None, description="ner, classification, structures, relations, decoder."),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> VersionOut:
     """Upload JSONL: validated line by line, stored byte for byte as the next version of ``name``."""
     data, fields = await read_upload(request)
@@ -56,10 +54,10 @@ async def upload_dataset(
 @router.post("/datasets/import", response_model=VersionOut, status_code=201, openapi_extra=_BODY)
 async def import_dataset(
     request: Request,
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     name: str | None = Query(None, description="Dataset name (or a form field)."),
     fmt: str | None = Query(None, alias="format", description="conll or csv (or a form field)."),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> VersionOut:
     """Import CoNLL BIO (``format=conll`` -> ner) or CSV ``text,label`` (``format=csv`` -> classification)."""
     data, fields = await read_upload(request)
@@ -69,19 +67,17 @@ async def import_dataset(
 
 
 @router.get("/datasets", response_model=DatasetList)
-async def list_datasets(who: Principal = Depends(principal), svc: Services = Depends(services)) -> DatasetList:
+async def list_datasets(who: CurrentPrincipal, svc: ServicesDep) -> DatasetList:
     return DatasetList(datasets=[dataset_out(d) for d in await svc.datasets.list(who.account.id)])
 
 
 @router.get("/datasets/{name}", response_model=DatasetOut)
-async def get_dataset(name: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> DatasetOut:
+async def get_dataset(name: str, who: CurrentPrincipal, svc: ServicesDep) -> DatasetOut:
     return dataset_out(await svc.datasets.get(who.account.id, name))
 
 
 @router.get("/datasets/{name}/versions/{version}", response_model=VersionOut)
-async def get_version(
-    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> VersionOut:
+async def get_version(name: str, version: str, who: CurrentPrincipal, svc: ServicesDep) -> VersionOut:
     dataset, found = await svc.datasets.version(who.account.id, name, version)
     return version_out(dataset.name, found)
 
@@ -90,10 +86,10 @@ async def get_version(
 async def list_examples(
     name: str,
     version: str,
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     offset: int = offset_query(),
     limit: int = Query(50, ge=1, le=1000),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> ExamplePageOut:
     page = await svc.datasets.examples(who.account.id, name, version, offset=offset, limit=limit)
     return ExamplePageOut(
@@ -109,9 +105,7 @@ async def list_examples(
 
 
 @router.get("/datasets/{name}/versions/{version}/download", response_class=StreamingResponse)
-async def download_version(
-    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> StreamingResponse:
+async def download_version(name: str, version: str, who: CurrentPrincipal, svc: ServicesDep) -> StreamingResponse:
     """The version's JSONL, byte for byte as uploaded (for a version still being written: what is committed)."""
     found = await svc.datasets.download(who.account.id, name, version)
     number = found.version.version
@@ -126,16 +120,12 @@ async def download_version(
 
 
 @router.delete("/datasets/{name}", response_model=DeletedOut)
-async def delete_dataset(
-    name: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> DeletedOut:
+async def delete_dataset(name: str, who: CurrentPrincipal, svc: ServicesDep) -> DeletedOut:
     removed = await svc.datasets.delete(who.account.id, name)
     return DeletedOut(name=name, deleted_versions=[v.version for v in removed])
 
 
 @router.delete("/datasets/{name}/versions/{version}", response_model=DeletedOut)
-async def delete_version(
-    name: str, version: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> DeletedOut:
+async def delete_version(name: str, version: str, who: CurrentPrincipal, svc: ServicesDep) -> DeletedOut:
     removed = await svc.datasets.delete(who.account.id, name, version)
     return DeletedOut(name=name, deleted_versions=[v.version for v in removed])

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from outrider.api.deps import principal, rate_limited, services
+from outrider.api.deps import CurrentPrincipal, GenerateCaller, ServicesDep
 from outrider.api.paging import offset_query
 from outrider.app_state import Services
 from outrider.services.accounts import Principal
@@ -28,36 +28,29 @@ router = APIRouter(tags=["generate"])
 
 
 @router.post("/generate", response_model=GenerateOut)
-async def start_generation(
-    body: GenerateIn, who: Principal = Depends(rate_limited("generate")), svc: Services = Depends(services)
-) -> GenerateOut:
+async def start_generation(body: GenerateIn, who: GenerateCaller, svc: ServicesDep) -> GenerateOut:
     job = await svc.data_generation.submit(who, GenerateRequest(**body.model_dump()))
     return GenerateOut(job_id=job.id, status=job.status)
 
 
 @router.get("/generate/jobs", response_model=GenerationJobList)
 async def list_generation_jobs(
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     limit: int = Query(50, ge=1, le=500),
     offset: int = offset_query(),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> GenerationJobList:
-    jobs, total = await svc.data_generation.list(who.account.id, limit=limit, offset=offset)
-    statuses = [await svc.data_generation.status(who.account.id, job.id) for job in jobs]
+    statuses, total = await svc.data_generation.list_statuses(who.account.id, limit=limit, offset=offset)
     return GenerationJobList(jobs=[generation_job_out(s) for s in statuses], total=total, limit=limit, offset=offset)
 
 
 @router.get("/generate/jobs/{job_id}", response_model=GenerationJobOut)
-async def get_generation_job(
-    job_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> GenerationJobOut:
+async def get_generation_job(job_id: str, who: CurrentPrincipal, svc: ServicesDep) -> GenerationJobOut:
     return generation_job_out(await svc.data_generation.status(who.account.id, job_id))
 
 
 @router.post("/generate/jobs/{job_id}/stop", response_model=GenerationJobOut)
-async def stop_generation_job(
-    job_id: str, who: Principal = Depends(rate_limited("generate")), svc: Services = Depends(services)
-) -> GenerationJobOut:
+async def stop_generation_job(job_id: str, who: GenerateCaller, svc: ServicesDep) -> GenerationJobOut:
     """Ask the job to stop: it keeps what it generated (the version becomes ``partial``)."""
     return generation_job_out(await svc.data_generation.stop(who.account.id, job_id))
 
@@ -87,16 +80,14 @@ async def _label(task_type: str, body: LabelExistingIn, who: Principal, svc: Ser
 
 
 @router.post("/generate/ner/label-existing", response_model=LabelExistingOut)
-async def label_existing_ner(
-    body: LabelExistingIn, who: Principal = Depends(rate_limited("generate")), svc: Services = Depends(services)
-) -> LabelExistingOut:
+async def label_existing_ner(body: LabelExistingIn, who: GenerateCaller, svc: ServicesDep) -> LabelExistingOut:
     """Annotate each input with entity spans (start, end, text, label, confidence) in one batched pass."""
     return await _label("ner", body, who, svc)
 
 
 @router.post("/generate/classification/label-existing", response_model=LabelExistingOut)
 async def label_existing_classification(
-    body: LabelExistingIn, who: Principal = Depends(rate_limited("generate")), svc: Services = Depends(services)
+    body: LabelExistingIn, who: GenerateCaller, svc: ServicesDep
 ) -> LabelExistingOut:
     """Classify each input into one of ``labels`` with a confidence, in one batched pass."""
     return await _label("classification", body, who, svc)

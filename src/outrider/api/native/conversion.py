@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from outrider.backends.base import ModelSpec
+from outrider.backends.base import Availability, ModelSpec
 from outrider.core.messages import ChatMessage, GenerationParams
 from outrider.core.schema import parse_schema
 from outrider.core.usage import Usage
@@ -11,7 +11,15 @@ from outrider.services.generation import GenerationOutcome, GenerationRequest
 from outrider.services.routing import RoutingOptions
 from outrider.storage.records import Inference
 
-from .schemas import FeedbackOut, InferenceRecordOut, InferenceRequest, InferenceResponse, ModelOut, UsageOut
+from .schemas import (
+    BaseModelOut,
+    FeedbackOut,
+    InferenceRecordOut,
+    InferenceRequest,
+    InferenceResponse,
+    ModelOut,
+    UsageOut,
+)
 
 
 def to_extraction(body: InferenceRequest) -> ExtractionRequest:
@@ -117,4 +125,15 @@ def model_out(spec: ModelSpec) -> ModelOut:
         price_output_per_mtok=spec.price.output_per_mtok,
         context_length=spec.context_length,
         capabilities=list(spec.capabilities),
+    )
+
+
+def base_model_out(spec: ModelSpec, availability: Availability) -> BaseModelOut:
+    return BaseModelOut(
+        id=spec.id,
+        task_family=spec.kind,
+        source=spec.source,
+        description=spec.description,
+        available=availability.available,
+        unavailable_reason=availability.reason,
     )

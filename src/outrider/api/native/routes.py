@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from outrider.api.deps import principal, rate_limited, services
+from outrider.api.deps import CurrentPrincipal, InferenceCaller, ServicesDep
 from outrider.api.disconnect import unless_disconnected
 from outrider.api.paging import offset_query
-from outrider.app_state import Services
-from outrider.services.accounts import Principal
 from outrider.services.recording import CallContext
 from outrider.storage.queries.inferences import InferenceFilter
 
 from . import conversion as conv
 from .schemas import (
     BaseModelList,
-    BaseModelOut,
     FeedbackIn,
     FeedbackOut,
     InferenceListOut,
@@ -38,8 +34,8 @@ router = APIRouter(tags=["native"])
 async def run_inference(
     body: InferenceRequest,
     request: Request,
-    who: Principal = Depends(rate_limited("inference")),
-    svc: Services = Depends(services),
+    who: InferenceCaller,
+    svc: ServicesDep,
 ) -> JSONResponse:
     ctx = CallContext(who, "native", body.model_id, store=body.store, project_id=body.project_id)
     if body.task == "generate":
@@ -53,46 +49,31 @@ async def run_inference(
 
 
 @router.get("/base-models", response_model=BaseModelList)
-async def base_models(_: Principal = Depends(principal), svc: Services = Depends(services)) -> BaseModelList:
-    specs = [s for s in svc.registry.specs() if s.fine_tunable]
-    checks = await asyncio.gather(*(asyncio.to_thread(s.check) for s in specs))
-    return BaseModelList(
-        models=[
-            BaseModelOut(
-                id=s.id,
-                task_family=s.kind,
-                source=s.source,
-                description=s.description,
-                available=c.available,
-                unavailable_reason=c.reason,
-            )
-            for s, c in zip(specs, checks, strict=True)
-        ]
-    )
+async def base_models(_: CurrentPrincipal, svc: ServicesDep) -> BaseModelList:
+    return BaseModelList(models=[conv.base_model_out(s, c) for s, c in await svc.catalog.base_models()])
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(who: Principal = Depends(principal), svc: Services = Depends(services)) -> ModelList:
-    return ModelList(data=[conv.model_out(s) for s in await svc.training.models_for(who.account.id)])
+async def list_models(who: CurrentPrincipal, svc: ServicesDep) -> ModelList:
+    return ModelList(data=[conv.model_out(s) for s in await svc.catalog.models_for(who.account.id)])
 
 
 @router.get("/models/{model_id:path}/health", response_model=ModelHealth)
-async def model_health(
-    model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> ModelHealth:
-    # Resolve as the caller sees it first: another account's fine-tune is a 404, and is never loaded for it.
-    await svc.training.model_for(model_id, who.account.id, "GET /models")
-    status, reason = await svc.registry.health(model_id)
+async def model_health(model_id: str, who: CurrentPrincipal, svc: ServicesDep) -> ModelHealth:
+    # As the caller sees it: another account's fine-tune is a 404, and is never loaded for it.
+    status, reason = await svc.catalog.health(model_id, who.account.id)
     return ModelHealth(model=model_id, status=status, reason=reason)
 
 
 @router.get("/models/{model_id:path}", response_model=ModelOut)
-async def get_model(model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)) -> ModelOut:
-    return conv.model_out(await svc.training.model_for(model_id, who.account.id, "GET /models"))
+async def get_model(model_id: str, who: CurrentPrincipal, svc: ServicesDep) -> ModelOut:
+    return conv.model_out(await svc.catalog.model_for(model_id, who.account.id))
 
 
 @router.get("/inferences", response_model=InferenceListOut)
 async def list_inferences(
+    who: CurrentPrincipal,
+    svc: ServicesDep,
     limit: int = Query(50, ge=1, le=500),
     offset: int = offset_query(),
     model_id: str | None = None,
@@ -104,8 +85,6 @@ async def list_inferences(
     until: datetime | None = None,
     min_latency_ms: float | None = Query(None, ge=0),
     max_latency_ms: float | None = Query(None, ge=0),
-    who: Principal = Depends(principal),
-    svc: Services = Depends(services),
 ) -> InferenceListOut:
     f = InferenceFilter(
         account_id=who.account.id,
@@ -124,16 +103,12 @@ async def list_inferences(
 
 
 @router.get("/inferences/{inference_id}", response_model=InferenceRecordOut)
-async def get_inference(
-    inference_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> InferenceRecordOut:
+async def get_inference(inference_id: str, who: CurrentPrincipal, svc: ServicesDep) -> InferenceRecordOut:
     return conv.record_out(await svc.history.get(who, inference_id))
 
 
 @router.post("/inferences/{inference_id}/feedback", response_model=FeedbackOut)
-async def post_feedback(
-    inference_id: str, body: FeedbackIn, who: Principal = Depends(principal), svc: Services = Depends(services)
-) -> FeedbackOut:
+async def post_feedback(inference_id: str, body: FeedbackIn, who: CurrentPrincipal, svc: ServicesDep) -> FeedbackOut:
     feedback = await svc.history.feedback(
         who, inference_id, verdict=body.verdict, corrected_output=body.corrected_output, notes=body.notes
     )

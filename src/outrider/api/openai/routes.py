@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse
 
-from outrider.api.deps import principal, rate_limited, services
+from outrider.api.deps import ChatCaller, CurrentPrincipal, ServicesDep
 from outrider.api.disconnect import unless_disconnected
-from outrider.app_state import Services
+from outrider.api.routed import routed_json, served_model
 from outrider.core.ids import new_id
-from outrider.services.accounts import Principal
-from outrider.services.generation import ActiveGeneration
 from outrider.services.recording import CallContext
 
 from . import conversion as conv
@@ -21,28 +18,8 @@ from .schemas import ChatCompletionRequest, CompletionRequest, ResponsesRequest
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def served_model(active: ActiveGeneration, requested: str) -> str:
-    """The model named in responses: the one routing chose for ``model: "auto"``, else the one asked for."""
-    return active.routing.model if active.routing is not None else requested
-
-
-def with_routing(body: dict, active: ActiveGeneration) -> JSONResponse:
-    """Non-streamed routed responses carry the decision as a ``routing`` field and an ``X-Outrider-Route``
-    header (the model chosen). The body is plain JSON already: rendered directly, not through FastAPI's
-    encoder (which walks every value again, a tenth of a millisecond on the gateway's path)."""
-    if active.routing is None:
-        return JSONResponse(body)
-    body["routing"] = active.routing.to_event()
-    return JSONResponse(body, headers={"X-Outrider-Route": active.routing.model})
-
-
 @router.post("/chat/completions")
-async def chat_completions(
-    body: ChatCompletionRequest,
-    request: Request,
-    who: Principal = Depends(rate_limited("chat")),
-    svc: Services = Depends(services),
-):
+async def chat_completions(body: ChatCompletionRequest, request: Request, who: ChatCaller, svc: ServicesDep):
     ctx = CallContext(who, "openai", body.model)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     if body.schema_ is not None:
@@ -60,16 +37,11 @@ async def chat_completions(
     active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_chat_request(body)))
     model, outcome = served_model(active, body.model), active.outcome()
     completion = conv.chat_completion(new_id("chatcmpl"), model, outcome.results, outcome.usage, body.logprobs)
-    return with_routing(completion, active)
+    return routed_json(completion, active)
 
 
 @router.post("/completions")
-async def completions(
-    body: CompletionRequest,
-    http: Request,
-    who: Principal = Depends(rate_limited("chat")),
-    svc: Services = Depends(services),
-):
+async def completions(body: CompletionRequest, http: Request, who: ChatCaller, svc: ServicesDep):
     ctx = CallContext(who, "openai", body.model)
     request = conv.to_completion_request(body)
     want_logprobs = body.logprobs is not None
@@ -82,16 +54,11 @@ async def completions(
     model, outcome = served_model(active, body.model), active.outcome()
     echo = request.prompt if body.echo else None
     completion = conv.text_completion(new_id("cmpl"), model, outcome.results, outcome.usage, want_logprobs, echo)
-    return with_routing(completion, active)
+    return routed_json(completion, active)
 
 
 @router.post("/responses")
-async def responses(
-    body: ResponsesRequest,
-    request: Request,
-    who: Principal = Depends(rate_limited("chat")),
-    svc: Services = Depends(services),
-):
+async def responses(body: ResponsesRequest, request: Request, who: ChatCaller, svc: ServicesDep):
     ctx = CallContext(who, "openai", body.model)
     if body.schema_ is not None:
         outcome = await svc.extraction.extract_from_chat(ctx, body.model, body.schema_, conv.responses_messages(body))
@@ -107,14 +74,14 @@ async def responses(
     incomplete = "max_output_tokens" if outcome.result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
     response = conv.response_object(new_id("resp"), model, outcome.result.text, outcome.usage, status, incomplete)
-    return with_routing(response, active)
+    return routed_json(response, active)
 
 
 @router.get("/models")
-async def list_models(who: Principal = Depends(principal), svc: Services = Depends(services)):
-    return {"object": "list", "data": [conv.model_object(s) for s in await svc.training.models_for(who.account.id)]}
+async def list_models(who: CurrentPrincipal, svc: ServicesDep):
+    return {"object": "list", "data": [conv.model_object(s) for s in await svc.catalog.models_for(who.account.id)]}
 
 
 @router.get("/models/{model_id:path}")
-async def get_model(model_id: str, who: Principal = Depends(principal), svc: Services = Depends(services)):
-    return conv.model_object(await svc.training.model_for(model_id, who.account.id, "GET /v1/models"))
+async def get_model(model_id: str, who: CurrentPrincipal, svc: ServicesDep):
+    return conv.model_object(await svc.catalog.model_for(model_id, who.account.id, "GET /v1/models"))

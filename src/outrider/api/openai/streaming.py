@@ -6,7 +6,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from outrider.api.errors import envelope
+from outrider.api.errors import responses_stream_error, stream_error
+from outrider.api.routed import routed_stream
 from outrider.api.sse import sse
 from outrider.core.errors import OutriderError
 from outrider.core.ids import new_id
@@ -18,22 +19,12 @@ from .conversion import FINISH, chat_logprobs, completion_logprobs, response_obj
 DONE = "data: [DONE]\n\n"
 
 
-def _error_event(exc: OutriderError) -> str:
-    return sse(envelope("openai", exc.status_code, exc.message, code=exc.code, param=exc.param))
-
-
 Chunk = Callable[..., str]
 
 
-async def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
-    """With ``model: "auto"`` the routing decision is the stream's first event, before any token."""
-    try:
-        if active.routing is not None:
-            yield sse(active.routing.to_event())
-        async for event in events:
-            yield event
-    finally:
-        await events.aclose()  # a client that went away cancels the generation at once
+def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterator[str]:
+    """With ``model: "auto"`` the routing decision is the stream's first event (a plain ``data:`` line)."""
+    return routed_stream(active, events, sse)
 
 
 def _chunker(
@@ -64,7 +55,7 @@ async def _choices_stream(
             if part.text or part.logprobs:
                 yield chunk([delta(index, part)])
     except OutriderError as exc:
-        yield _error_event(exc)
+        yield sse(stream_error("openai", exc))
         yield DONE
         return
     for index, result in enumerate(active.results):
@@ -174,7 +165,7 @@ async def responses_stream(active: ActiveGeneration, model: str) -> AsyncIterato
                     logprobs=[],
                 )
     except OutriderError as exc:
-        yield event("error", code=exc.code, message=exc.message, param=exc.param)
+        yield event("error", **responses_stream_error(exc))
         return
     full = "".join(text)
     result = active.results[0]

@@ -117,6 +117,18 @@ def find_key_by_hash(session: Session, key_hash: str) -> tuple[ApiKey, Account] 
     return _key(row[0]), _account(row[1])
 
 
+def get_key_with_account(session: Session, key_id: str, *, account_id: str) -> tuple[ApiKey, Account] | None:
+    """Account ``account_id``'s key ``key_id`` with the account (None when either no longer exists)."""
+    row = session.execute(
+        select(ApiKeyRow, AccountRow)
+        .join(AccountRow, AccountRow.id == ApiKeyRow.account_id)
+        .where(ApiKeyRow.id == key_id, ApiKeyRow.account_id == account_id)
+    ).first()
+    if row is None:
+        return None
+    return _key(row[0]), _account(row[1])
+
+
 def get_key(session: Session, key_id: str, *, account_id: str | None = None) -> ApiKey | None:
     row = session.get(ApiKeyRow, key_id)
     if row is None or (account_id is not None and row.account_id != account_id):

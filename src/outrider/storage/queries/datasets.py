@@ -120,6 +120,14 @@ def get_version(session: Session, version_id: str) -> DatasetVersion | None:
     return _version(row) if row else None
 
 
+def get_versions(session: Session, version_ids: list[str]) -> dict[str, DatasetVersion]:
+    """The versions among ``version_ids`` that exist, by id, in one query."""
+    if not version_ids:
+        return {}
+    rows = session.scalars(select(DatasetVersionRow).where(DatasetVersionRow.id.in_(version_ids)))
+    return {row.id: _version(row) for row in rows}
+
+
 def update_version(session: Session, version_id: str, **changes: Any) -> DatasetVersion | None:
     """Set columns of a version (``example_count``, ``byte_size``, ``label_stats``, ``status``, ...)."""
     row = session.get(DatasetVersionRow, version_id)
