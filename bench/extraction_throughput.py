@@ -6,6 +6,11 @@ Starts ``outrider serve`` in a subprocess on loopback (SQLite history on, as dep
 N concurrent HTTP clients each sending one text per request, and prints texts/s and p50/p95 latency.
 In the same run it times ``model.batch_extract`` from the ``gliner2`` library on the same model and
 texts: the throughput ceiling the server's micro-batching aims for (target: 64 clients >= 90% of it).
+
+A last row sends one long document (``--long-chars``, 20,000 by default: demo texts joined into
+paragraphs) to the server, which splits it into windows within the encoder's 512 positions, and gives the
+same text to ``gliner2``'s ``batch_extract`` in a fresh process: latency, peak resident memory added by
+the call (VmHWM after a reset, minus VmRSS before), entities found and how far into the text they reach.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -125,15 +131,112 @@ def start_server(work: Path, models: Path, port: int, batch: int) -> subprocess.
 
 
 @contextmanager
-def running_server(work: Path, models: Path, batch: int) -> Iterator[str]:
-    """``outrider serve`` on a free loopback port for the duration of the block; yields its URL."""
+def running_server(work: Path, models: Path, batch: int, on_start: Any = None) -> Iterator[str]:
+    """``outrider serve`` on a free loopback port for the duration of the block; yields its URL
+    (``on_start`` receives the server's process, for a look at its memory)."""
     port = free_port()
     server = start_server(work, models, port, batch)
+    if on_start is not None:
+        on_start(server)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- one long document ------------------------------------------------------------------------------------
+def long_document(chars: int) -> str:
+    """Held-out demo texts as paragraphs of five, cut to ``chars`` characters at a text's end."""
+    texts = [r["input"] for r in demo_records(chars // 20, seed=11, held_out=True)]
+    paragraphs = [" ".join(texts[i : i + 5]) for i in range(0, len(texts), 5)]
+    out = ""
+    for paragraph in paragraphs:
+        if len(out) + len(paragraph) + 2 > chars:
+            break
+        out += paragraph + "\n\n"
+    return out.rstrip()
+
+
+def vm(key: str, pid: str = "self") -> int:
+    """A size from /proc/PID/status in bytes (``VmRSS:`` now, ``VmHWM:`` the peak since the last reset)."""
+    with open(f"/proc/{pid}/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(key)) * 1024
+
+
+def reset_peak(pid: str = "self") -> None:
+    with open(f"/proc/{pid}/clear_refs", "w") as handle:
+        handle.write("5")  # VmHWM := VmRSS
+
+
+def entity_reach(entities: dict[str, list[dict]]) -> tuple[int, int]:
+    """(entities found, the furthest character offset any of them ends at)."""
+    spans = [span for spans in entities.values() for span in spans]
+    return len(spans), max((span["end"] for span in spans), default=0)
+
+
+def server_long_document(url: str, pid: int, text: str) -> dict[str, Any]:
+    body = {"model_id": "bench-model", "text": text, "schema": DEMO_SCHEMA, "include_spans": True}
+    with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=600) as client:
+        client.post("/inference", json=body).raise_for_status()  # warm: the window batch's buffers
+        before = vm("VmRSS:", str(pid))
+        reset_peak(str(pid))
+        started = time.perf_counter()
+        response = client.post("/inference", json=body)
+        seconds = time.perf_counter() - started
+    response.raise_for_status()
+    found, reach = entity_reach(response.json()["result"]["entities"])
+    return {"seconds": seconds, "growth": vm("VmHWM:", str(pid)) - before, "found": found, "reach": reach}
+
+
+def library_long_document(model_dir: str, chars: int) -> None:
+    """Run in a fresh process (``--library-long``): ``batch_extract`` on the long document; prints JSON."""
+    import json
+
+    from gliner2 import AutoExtractor, Schema
+
+    from outrider.backends.encoder_gliner import to_gliner_dict
+    from outrider.core.schema import ExtractionSchema
+
+    text = long_document(chars)
+    model = AutoExtractor.from_pretrained(model_dir)
+    schema = Schema.from_dict(to_gliner_dict(ExtractionSchema.model_validate(DEMO_SCHEMA)))
+    model.batch_extract([text[:500]], schema, threshold=0.5)  # warm
+    before = vm("VmRSS:")
+    reset_peak()
+    started = time.perf_counter()
+    try:
+        [result] = model.batch_extract([text], schema, threshold=0.5, include_spans=True)
+    except Exception as exc:  # what the library does with the text is the figure
+        figures: dict[str, Any] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    else:
+        found, reach = entity_reach(result["entities"])
+        figures = {"found": found, "reach": reach}
+    figures.update(seconds=time.perf_counter() - started, growth=vm("VmHWM:") - before)
+    print(json.dumps(figures))
+
+
+def library_long_row(model_dir: Path, chars: int) -> dict[str, Any]:
+    import json
+
+    command = [sys.executable, __file__, "--library-long", str(model_dir), "--long-chars", str(chars)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_long_rows(text: str, server: dict[str, Any], library: dict[str, Any]) -> None:
+    print(f"\none document of {len(text):,} characters (schema as above)")
+    print(f"{'':24}{'latency s':>10}{'peak +MiB':>10}{'entities':>10}{'reach':>9}")
+    for label, row in (("server (windows)", server), ("gliner2 batch_extract", library)):
+        mib = row["growth"] / 2**20 if "growth" in row else float("nan")
+        seconds = row.get("seconds", float("nan"))
+        if "error" in row:
+            print(f"{label:24}{seconds:>10.2f}{mib:>10.0f}  fails: {row['error']}")
+        else:
+            reach = f"{row['reach'] / len(text):.0%}"
+            print(f"{label:24}{seconds:>10.2f}{mib:>10.0f}{row['found']:>10}{reach:>9}")
 
 
 def main() -> None:
@@ -142,15 +245,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=512, help="texts sent per concurrency level")
     parser.add_argument("--batch", type=int, default=32, help="batch size of the library's batch_extract")
     parser.add_argument("--server-batch", type=int, default=16, help="the server's OUTRIDER_BATCH_MAX_SIZE")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 64])
+    parser.add_argument("--long-chars", type=int, default=20000, help="the long document's length (0: no row)")
+    parser.add_argument("--library-long", metavar="DIR", help=argparse.SUPPRESS)  # the library's row, in a child
     args = parser.parse_args()
+    if args.library_long:
+        library_long_document(args.library_long, args.long_chars)
+        return
 
     texts = [r["input"] for r in demo_records(args.requests, seed=7, held_out=True)]
     work = Path(tempfile.mkdtemp(prefix="outrider-bench-"))
     try:
         models = prepare_model(work, args.model)
         library = library_throughput(models / "bench-model", texts, args.batch)
-        with running_server(work, models, args.server_batch) as url:
+        servers: list[subprocess.Popen] = []
+        with running_server(work, models, args.server_batch, servers.append) as url:
             asyncio.run(drive(url, texts[:64], 8))  # load the model and warm up
             print(
                 f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
@@ -166,6 +275,10 @@ def main() -> None:
                 p95 = statistics.quantiles(latencies, n=20)[-1]
                 label = f"server, {concurrency} client{'s' if concurrency > 1 else ''}"
                 print(f"{label:24}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / library:>11.0%}")
+            if args.long_chars:
+                text = long_document(args.long_chars)
+                server_row = server_long_document(url, servers[0].pid, text)
+                print_long_rows(text, server_row, library_long_row(models / "bench-model", args.long_chars))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -427,8 +427,16 @@ class Gliner2Encoder:
             return None
         return split_windows(text, units, budget, overlap)
 
+    def text_budget(self, gliner_schema: Any) -> int:
+        """Text tokens one GLiNER2 input holds next to ``gliner_schema``'s prompt (training windows use it too)."""
+        return self._position_limit() - WINDOW_MARGIN - self._schema_prompt_tokens(gliner_schema)
+
+    def text_windows(self, text: str, budget: int) -> list[Window] | None:
+        """None when ``text`` fits in ``budget`` tokens, else its overlapping windows (``encoder_windows``)."""
+        return self._windows(text, budget, min(WINDOW_OVERLAP, budget // 4))
+
     def _gliner_windows(self, text: str, gliner_schema: Any) -> list[Window] | None:
-        budget = self._position_limit() - WINDOW_MARGIN - self._schema_prompt_tokens(gliner_schema)
+        budget = self.text_budget(gliner_schema)
         if len(text) * MAX_TOKENS_PER_CHAR <= budget:
             return None
         if budget < MIN_TEXT_WINDOW:
@@ -441,12 +449,12 @@ class Gliner2Encoder:
                 "labels and descriptions",
                 param="schema",
             )
-        return self._windows(text, budget, min(WINDOW_OVERLAP, budget // 4))
+        return self.text_windows(text, budget)
 
     def _head_windows(self, text: str) -> list[Window] | None:
         tokenizer = self.model.processor.tokenizer
         budget = int(self.label_head.max_length) - tokenizer.num_special_tokens_to_add(pair=False)
-        return self._windows(text, budget, min(WINDOW_OVERLAP, budget // 4))
+        return self.text_windows(text, budget)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         encoded = self.model.processor.tokenizer(texts, add_special_tokens=True)["input_ids"]

@@ -67,10 +67,15 @@ def _key(task: str) -> str:
     return "t" + task.encode().hex()  # ParameterDict keys may not hold dots; task names may
 
 
+DEFAULT_MAX_LENGTH = 128  # tokens of text a head reads at once (longer texts go as windows)
+
+
 class LabelHead:
     """Scaled cosine between the pooled text and one trained vector per label, per task."""
 
-    def __init__(self, tasks: dict[str, TaskLabels], hidden: int, max_length: int = 128, scale: float = 20.0) -> None:
+    def __init__(
+        self, tasks: dict[str, TaskLabels], hidden: int, max_length: int = DEFAULT_MAX_LENGTH, scale: float = 20.0
+    ) -> None:
         self.tasks = tasks
         self.max_length = max_length
         self.module = _torch_module()(tasks, hidden, scale)

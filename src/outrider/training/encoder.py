@@ -45,6 +45,7 @@ from outrider.training.encoder_eval import (
     gliner_schema,
     validation_metrics,
 )
+from outrider.training.encoder_long import fit_to_encoder
 from outrider.training.encoder_lora import add_lora
 from outrider.training.encoder_setup import EncoderTrainingConfig, Plan, Trainable
 from outrider.training.loop import (
@@ -338,6 +339,8 @@ def run_encoder_training(
     random.seed(config.seed)  # gliner2's processor samples negatives and orders with the global generator
 
     trainable = load_trainable(base_dir, config)
+    # records longer than the encoder's input become windows (logged), before anything counts or plans them
+    train_records, val_records = fit_to_encoder(trainable, train_records, val_records, config.classification_method)
     all_records = train_records + val_records
     plan = plan_records(train_records, all_records, config.classification_method, trainable.core.processor.tokenizer)
     fit_label_head(trainable, plan)
