@@ -8,6 +8,7 @@ model of its own (``load``: the base loaded again with the adapter applied).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,17 @@ from typing import Any
 from outrider.backends.base import Availability, DecoderModel, EncoderModel, ModelKind, ModelSpec
 from outrider.core.errors import ModelUnavailable
 from outrider.core.usage import Price
+
+# Every folder Outrider saves (adapters, full fine-tunes, checkpoints) describes itself in this file.
+METADATA_FILE = "outrider.json"
+
+
+def read_metadata(folder: Path | str) -> dict[str, Any]:
+    """The folder's ``outrider.json`` ({} when it has none or it cannot be read)."""
+    try:
+        return json.loads((Path(folder) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def adapter_spec(

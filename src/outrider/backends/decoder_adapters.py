@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from outrider.backends.adapters import adapter_spec
+from outrider.backends.adapters import METADATA_FILE, adapter_spec
 from outrider.backends.base import ModelSpec
 from outrider.backends.decoder_hf import HFDecoder
 from outrider.core.errors import ModelUnavailable
@@ -24,7 +24,6 @@ from outrider.core.usage import Price
 
 log = logging.getLogger(__name__)
 
-METADATA_FILE = "outrider.json"
 # peft keys adapters by name inside ModuleDicts, where dots are not allowed: model ids get a safe alias.
 _adapter_numbers = itertools.count(1)
 

@@ -12,15 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-METADATA_FILE = "outrider.json"
+from outrider.backends.adapters import read_metadata
+
 ADAPTER_CONFIG = "adapter_config.json"
-
-
-def read_metadata(folder: Path | str) -> dict[str, Any]:
-    try:
-        return json.loads((Path(folder) / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def is_encoder_adapter(folder: Path | str) -> bool:

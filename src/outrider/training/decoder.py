@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from outrider.backends.adapters import read_metadata
 from outrider.training.loop import (
-    METADATA_FILE,
     CheckpointCallback,
     Hooks,
     LoopSettings,
@@ -162,7 +162,7 @@ def _load_trainable(base_dir: Path, config: DecoderTrainingConfig) -> tuple[Any,
     if _is_adapter(base_dir):
         adapter_config = json.loads((base_dir / "adapter_config.json").read_text())
         weights_dir = Path(adapter_config["base_model_name_or_path"])
-        base_id = _read_metadata(base_dir).get("base_model", base_id)  # the adapter still runs on that base
+        base_id = read_metadata(base_dir).get("base_model", base_id)  # the adapter still runs on that base
     has_tokenizer = (base_dir / "tokenizer_config.json").exists()
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir if has_tokenizer else weights_dir))
     model = AutoModelForCausalLM.from_pretrained(str(weights_dir), dtype="float32")
@@ -182,13 +182,6 @@ def _load_trainable(base_dir: Path, config: DecoderTrainingConfig) -> tuple[Any,
         )
         model = get_peft_model(model, lora)
     return model, tokenizer, base_id, weights_dir
-
-
-def _read_metadata(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # --- 3. Validation: greedy answers to the held-out chats ---------------------------------------------

@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from outrider.backends.encoder_adapters import METADATA_FILE, is_encoder_adapter, load_adapter, read_metadata
+from outrider.backends.adapters import METADATA_FILE, read_metadata
+from outrider.backends.encoder_adapters import is_encoder_adapter, load_adapter
 from outrider.backends.label_head import LabelHead
 from outrider.training import encoder_classification as cls
 from outrider.training.encoder_calibration import Calibration, set_abstention, shifted

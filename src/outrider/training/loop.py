@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-METADATA_FILE = "outrider.json"  # every checkpoint folder describes itself in this file
+from outrider.backends.adapters import METADATA_FILE
 
 ProgressCallback = Callable[[int, int, float], None]  # step, epoch, loss
 CheckpointCallback = Callable[[Path, int, dict[str, Any]], None]  # folder, step, metrics

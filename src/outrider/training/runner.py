@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any, TextIO
 
+from outrider.backends.adapters import read_metadata
+
 SPEC_FILE = "spec.json"
 TRAIN_FILE = "train.jsonl"
 VAL_FILE = "val.jsonl"
@@ -160,7 +162,7 @@ def train(spec: dict[str, Any], job_dir: Path, events: Events, should_stop: Stop
         events.emit("progress", step=step, total_steps=state["total"], epoch=epoch, loss=loss)
 
     def on_checkpoint(folder: Path, step: int, metrics: dict[str, Any]) -> None:
-        epoch = _folder_metadata(Path(folder)).get("epoch", state["epoch"])
+        epoch = read_metadata(folder).get("epoch", state["epoch"])
         events.emit("checkpoint", path=_relative(Path(folder), job_dir), step=step, epoch=epoch, metrics=metrics)
 
     started = time.perf_counter()
@@ -201,11 +203,6 @@ def _final_dir(result: Any, out_dir: Path) -> Path | None:
     return None
 
 
-def _folder_metadata(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / "outrider.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _relative(path: Path, job_dir: Path) -> str:
