@@ -23,16 +23,22 @@ from outrider.core.errors import ClientDisconnected
 T = TypeVar("T")
 
 
-async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task, gone: list[bool]) -> None:
+async def _cancel_on_disconnect(receive: Receive, task: asyncio.Task) -> bool:
+    """Cancel ``task`` when the client disconnects; True when it did."""
     # The body was read before the route ran, so the only message left for this request is the disconnect
     # (uvicorn answers it at once when the client is already gone).
     try:
         while (await receive())["type"] != "http.disconnect":
             pass
     except Exception:  # a server whose receive() cannot be waited on here: the call just runs to the end
-        return
-    gone.append(True)
+        return False
     task.cancel()
+    return True
+
+
+def _client_left(watcher: asyncio.Task[bool]) -> bool:
+    # The watcher ends in the same step as its cancel(), so it is done by the time the cancellation lands.
+    return watcher.done() and not watcher.cancelled() and watcher.result()
 
 
 async def unless_disconnected(request: Request, call: Awaitable[T]) -> T:
@@ -40,17 +46,16 @@ async def unless_disconnected(request: Request, call: Awaitable[T]) -> T:
     nobody reads). Only for non-streamed responses: a streamed one listens for the disconnect itself."""
     current = asyncio.current_task()
     assert current is not None
-    gone: list[bool] = []
-    watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, current, gone))
+    watcher = asyncio.create_task(_cancel_on_disconnect(request.receive, current))
     try:
         result = await call
     except asyncio.CancelledError:
         # Ours only if the watcher asked for it and nothing else (a server shutdown) cancelled this task too.
-        if gone and current.uncancel() == 0:
+        if _client_left(watcher) and current.uncancel() == 0:
             raise ClientDisconnected("the client disconnected before the response was ready") from None
         raise
     finally:
         watcher.cancel()
-    if gone and current.cancelling():  # the call swallowed the cancellation and finished anyway
+    if _client_left(watcher) and current.cancelling():  # the call swallowed the cancellation and finished anyway
         current.uncancel()
     return result
