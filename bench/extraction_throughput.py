@@ -103,12 +103,13 @@ async def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, li
     return len(texts) / elapsed, latencies
 
 
-def start_server(work: Path, models: Path, port: int, batch: int) -> subprocess.Popen:
+def start_server(work: Path, models: Path, port: int, batch: int, runtime: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "OUTRIDER_DATA_DIR": str(work / "data"),
         "OUTRIDER_ADMIN_API_KEY": KEY,
         "OUTRIDER_BATCH_MAX_SIZE": str(batch),
+        "OUTRIDER_ENCODER_RUNTIME": runtime,
         "OUTRIDER_LOG_LEVEL": "warning",
         # The benchmark measures serving, not the default 1,200/min per-key limit.
         "OUTRIDER_RATE_LIMITS": '{"inference": "1000000/minute", "chat": "1000000/minute"}',
@@ -131,11 +132,11 @@ def start_server(work: Path, models: Path, port: int, batch: int) -> subprocess.
 
 
 @contextmanager
-def running_server(work: Path, models: Path, batch: int, on_start: Any = None) -> Iterator[str]:
+def running_server(work: Path, models: Path, batch: int, runtime: str = "auto", on_start: Any = None) -> Iterator[str]:
     """``outrider serve`` on a free loopback port for the duration of the block; yields its URL
     (``on_start`` receives the server's process, for a look at its memory)."""
     port = free_port()
-    server = start_server(work, models, port, batch)
+    server = start_server(work, models, port, batch, runtime)
     if on_start is not None:
         on_start(server)
     try:
@@ -247,6 +248,13 @@ def main() -> None:
     parser.add_argument("--server-batch", type=int, default=16, help="the server's OUTRIDER_BATCH_MAX_SIZE")
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 64])
     parser.add_argument("--long-chars", type=int, default=20000, help="the long document's length (0: no row)")
+    parser.add_argument(
+        "--runtimes", nargs="*", default=["torch", "auto"], help="OUTRIDER_ENCODER_RUNTIME of each server run"
+    )
+    parser.add_argument(
+        "--ner-model", type=Path, help="a GLiNER2 folder fine-tuned on WNUT-17: its dev F1 in fp32 and int8"
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--library-long", metavar="DIR", help=argparse.SUPPRESS)  # the library's row, in a child
     args = parser.parse_args()
     if args.library_long:
@@ -258,29 +266,73 @@ def main() -> None:
     try:
         models = prepare_model(work, args.model)
         library = library_throughput(models / "bench-model", texts, args.batch)
-        servers: list[subprocess.Popen] = []
-        with running_server(work, models, args.server_batch, servers.append) as url:
-            asyncio.run(drive(url, texts[:64], 8))  # load the model and warm up
-            print(
-                f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
-                f"schema: entities + structure + relation, library batch {args.batch}, "
-                f"server batch {args.server_batch}, {os.cpu_count()} cores"
-            )
-            print(f"{'':24}{'texts/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'vs library':>12}")
-            print(f"{'gliner2 batch_extract':24}{library:>10.1f}{'':>10}{'':>10}{'100%':>12}")
-            for concurrency in args.concurrency:
-                n = len(texts) if concurrency > 1 else min(len(texts), 96)
-                rate, latencies = asyncio.run(drive(url, texts[:n], concurrency))
-                p50 = statistics.median(latencies)
-                p95 = statistics.quantiles(latencies, n=20)[-1]
-                label = f"server, {concurrency} client{'s' if concurrency > 1 else ''}"
-                print(f"{label:24}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / library:>11.0%}")
-            if args.long_chars:
-                text = long_document(args.long_chars)
-                server_row = server_long_document(url, servers[0].pid, text)
-                print_long_rows(text, server_row, library_long_row(models / "bench-model", args.long_chars))
+        print(
+            f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
+            f"schema: entities + structure + relation, library batch {args.batch}, "
+            f"server batch {args.server_batch}, {os.cpu_count()} cores"
+        )
+        print(f"{'':34}{'texts/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'vs library':>12}")
+        print(f"{'gliner2 batch_extract (fp32)':34}{library:>10.1f}{'':>10}{'':>10}{'100%':>12}")
+        for runtime in args.runtimes:
+            servers: list[subprocess.Popen] = []
+            with running_server(work, models, args.server_batch, runtime, servers.append) as url:
+                asyncio.run(drive(url, texts[:64], 8))  # load the model (and build its int8 form) and warm up
+                form = httpx.get(f"{url}/models/bench-model/health", headers={"X-API-Key": KEY}).json()["runtime"]
+                for concurrency in args.concurrency:
+                    n = len(texts) if concurrency > 1 else min(len(texts), 96)
+                    rate, latencies = asyncio.run(drive(url, texts[:n], concurrency))
+                    p50 = statistics.median(latencies)
+                    p95 = statistics.quantiles(latencies, n=20)[-1]
+                    label = f"server {form}, {concurrency} client{'s' if concurrency > 1 else ''}"
+                    print(f"{label:34}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / library:>11.0%}")
+                if args.long_chars and runtime == args.runtimes[-1]:
+                    text = long_document(args.long_chars)
+                    server_row = server_long_document(url, servers[0].pid, text)
+                    print_long_rows(text, server_row, library_long_row(models / "bench-model", args.long_chars))
+        if args.ner_model:
+            print_form_f1(args.ner_model, args.data / "wnut17" / "dev.conll", work / "optimized")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# -- accuracy of the int8 form ----------------------------------------------------------------------------
+def form_f1(model_dir: Path, runtime: str, optimized: Path, examples: list[dict], labels: list[str]) -> dict:
+    """Entity precision / recall / F1 of the served model (``Gliner2Encoder`` in one ``runtime``) on
+    ``examples``: exact span and type, as ``outrider eval`` scores them."""
+    from outrider.backends.encoder_gliner import Gliner2Encoder
+    from outrider.cli.finetune_eval import entity_f1
+    from outrider.core.schema import ExtractionSchema
+
+    model = Gliner2Encoder.load(str(model_dir), 16, runtime, optimized)
+    prepared = model.prepare(ExtractionSchema.model_validate({"entities": labels}))
+    texts = [ex["text"] for ex in examples]
+    started = time.perf_counter()
+    results = []
+    for at in range(0, len(texts), 64):
+        chunk = texts[at : at + 64]
+        results += model.extract(chunk, [prepared] * len(chunk), 0.5)
+    seconds = time.perf_counter() - started
+    found = [
+        {(e["start"], e["end"], label) for label, items in r.get("entities", {}).items() for e in items}
+        for r in results
+    ]
+    gold = [{(e["start"], e["end"], e["label"]) for e in ex["entities"]} for ex in examples]
+    return {"runtime": model.runtime, "seconds": seconds, **entity_f1(gold, found)}
+
+
+def print_form_f1(model_dir: Path, dev: Path, optimized: Path) -> None:
+    from outrider.datasets.importers import conll_to_examples
+
+    examples = conll_to_examples(dev.read_text(encoding="utf-8"))
+    labels = sorted({e["label"] for ex in examples for e in ex["entities"]})
+    print(f"\nWNUT-17 dev ({len(examples)} sentences), {model_dir.name}, threshold 0.5:")
+    print(f"{'':34}{'precision':>10}{'recall':>10}{'F1':>10}{'seconds':>10}")
+    rows = [form_f1(model_dir, runtime, optimized, examples, labels) for runtime in ("torch", "auto")]
+    for row in rows:
+        print(
+            f"{row['runtime']:34}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['seconds']:>10.1f}"
+        )
+    print(f"{'F1 difference (points)':34}{'':>20}{(rows[1]['f1'] - rows[0]['f1']) * 100:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ def demo_model_dir(tmp_path_factory: pytest.TempPathFactory, base_models_dir: Pa
 
 
 def make_settings(data_dir: Path, base_models_dir: Path, **extra: object) -> Settings:
+    # The int8 ONNX forms of encoders are built once per distinct set of weights and shared by every server.
+    extra.setdefault("optimized_models_dir", base_models_dir.parent / "optimized")
     return build_settings(
         data_dir=data_dir,
         base_models_dir=base_models_dir,

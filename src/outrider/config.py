@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Longest wait for more requests before an extraction pass starts."
     )
+    encoder_runtime: Literal["auto", "torch"] = Field(
+        "auto",
+        description=(
+            "How GLiNER2 encoders run: `auto` serves each model's int8 ONNX Runtime form when it matches fp32 "
+            "within the documented tolerance (built on first load), `torch` always serves fp32 PyTorch."
+        ),
+    )
+    optimized_models_dir: Path | None = Field(
+        None,
+        description=(
+            "Where the int8 ONNX forms of encoders are kept, one folder per distinct set of weights "
+            "(default DATA_DIR/optimized); shareable between instances."
+        ),
+    )
     decoder_max_batch: int = Field(8, ge=1, description="Most concurrent generations decoded together in one batch.")
     decoder_max_wait_ms: float = Field(
         10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
@@ -205,6 +219,10 @@ class Settings(BaseSettings):
     @property
     def resolved_base_models_dir(self) -> Path:
         return self.base_models_dir or self.data_dir / "base-models"
+
+    @property
+    def resolved_optimized_models_dir(self) -> Path:
+        return self.optimized_models_dir or self.data_dir / "optimized"
 
 
 def build_settings(**overrides: object) -> Settings:

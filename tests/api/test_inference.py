@@ -141,3 +141,9 @@ def test_generation_honours_stop_sequences_and_max_tokens(admin):
     )
     body = response.json()
     assert "Paris" not in body["completion"] and body["finish_reason"] == "stop_sequence"
+
+
+def test_the_fine_tuned_encoder_is_served_in_its_int8_onnx_form(admin):
+    extract(admin)
+    health = admin.get(f"/models/{DEMO}/health").json()
+    assert health == {"model": DEMO, "status": "ready", "reason": None, "runtime": "onnx-int8"}

@@ -406,9 +406,52 @@ def test_download_reloads_with_gliner2_alone_and_predicts_the_same(admin, encode
     ).json()["result"]["entities"]
     texts = lambda found: {label: [e["text"] for e in items] for label, items in found.items()}  # noqa: E731
     assert texts(local) == texts(served)
+    # an adapter runs on its base's PyTorch encoder (LoRA layers live in its modules), so fp32 exactly
+    assert admin.get(f"/models/{job['id']}/health").json()["runtime"] == "torch"
     for label in LABELS:
         for mine, theirs in zip(local[label], served[label], strict=True):
             assert mine["confidence"] == pytest.approx(theirs["confidence"], abs=1e-4)
+
+
+def test_onnx_download_holds_the_int8_encoder_and_a_readme_that_runs(admin, encoder_continued, tmp_path):
+    """The zip with ``format=onnx``: the model, ``onnx/encoder-int8.onnx`` that passed its check, and a README
+    whose code (run as written, outside Outrider) finds what the served model finds."""
+    import subprocess
+    import sys
+
+    job = encoder_continued
+    response = admin.get(f"{JOBS}/{job['id']}/download", params={"format": "onnx"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"].endswith('-onnx.zip"')
+    zipfile.ZipFile(io.BytesIO(response.content)).extractall(tmp_path / "model")
+    check = json.loads((tmp_path / "model" / "onnx" / "check.json").read_text())
+    assert check["passed"] and check["mean_cosine"] >= 0.985
+    readme = (tmp_path / "model" / "README.md").read_text()
+    code = readme.split("## The int8 ONNX encoder", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    code += f"\nprint(json.dumps(model.extract_entities({PROBE!r}, {LABELS!r}, threshold=0.5)))"
+    ran = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    outside = json.loads(ran.stdout.strip().splitlines()[-1])["entities"]
+    served = admin.post(
+        "/inference",
+        json={"model_id": job["id"], "text": PROBE, "schema": {"entities": LABELS}, "threshold": 0.5},
+    ).json()["result"]["entities"]
+    assert {k: sorted(v) for k, v in outside.items()} == {k: sorted(v) for k, v in served.items()}
+    health = admin.get(f"/models/{job['id']}/health").json()
+    assert health["status"] == "ready" and health["runtime"] == "onnx-int8"  # a full fine-tune: served in int8
+
+
+def test_onnx_download_is_refused_for_decoders_and_unknown_formats(admin, decoder_lora):
+    response = admin.get(f"{JOBS}/{decoder_lora['id']}/download", params={"format": "onnx"})
+    assert response.status_code == 422 and "GLiNER2" in response.text
+    assert admin.get(f"{JOBS}/{decoder_lora['id']}/download", params={"format": "gguf"}).status_code == 422
 
 
 def test_a_checkpoint_id_as_base_model_continues_training_it(admin, encoder_continued, encoder_checkpoint):

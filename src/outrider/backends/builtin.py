@@ -31,12 +31,19 @@ def decoder_options(settings: Settings) -> dict:
     return {"max_batch": settings.decoder_max_batch, "max_wait_s": settings.decoder_max_wait_ms / 1000}
 
 
+def encoder_options(settings: Settings) -> dict:
+    return {
+        "max_batch": settings.batch_max_size,
+        "runtime": settings.encoder_runtime,
+        "optimized_dir": settings.resolved_optimized_models_dir,
+    }
+
+
 def base_model_dir(settings: Settings, model_id: str) -> Path:
     return settings.resolved_base_models_dir / model_id.replace("/", "--")
 
 
 def register_models(registry, settings: Settings) -> None:
-    batch = settings.batch_max_size
     minilm_dir = base_model_dir(settings, MINILM_BASE_ID)
     registry.add(
         ModelSpec(
@@ -47,7 +54,7 @@ def register_models(registry, settings: Settings) -> None:
                 "GLiNER2 boundary model on the packaged all-MiniLM-L6-v2 encoder (22M). Extraction heads "
                 "start untrained: fine-tune it before use."
             ),
-            load=lambda: Gliner2Encoder.load(str(ensure_minilm_base(minilm_dir)), batch),
+            load=lambda: Gliner2Encoder.load(str(ensure_minilm_base(minilm_dir)), **encoder_options(settings)),
             fine_tunable=True,
             price=local_price(settings, MINILM_BASE_ID),
         )
@@ -78,7 +85,7 @@ def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -
 
             if not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
                 probe_hub(hub_id, settings.hub_probe_timeout_s)
-        return Gliner2Encoder.load(hub_id, settings.batch_max_size)
+        return Gliner2Encoder.load(hub_id, **encoder_options(settings))
 
     return ModelSpec(
         id=hub_id,
@@ -121,7 +128,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
             kind="encoder",
             source="local",
             description=f"GLiNER2 model saved at {folder}",
-            load=lambda: Gliner2Encoder.load(path, settings.batch_max_size),
+            load=lambda: Gliner2Encoder.load(path, **encoder_options(settings)),
             price=price,
             check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
         )

@@ -20,6 +20,7 @@ from typing import Any
 from outrider.backends.adapters import adapter_spec
 from outrider.backends.base import Availability, ModelSpec
 from outrider.backends.encoder_adapters import merge_adapter, read_metadata
+from outrider.backends.encoder_onnx import EncoderRuntime, use_optimized
 from outrider.backends.encoder_windows import Window, aggregate_classification, merge_window_results, split_windows
 from outrider.backends.label_head import LabelHead
 from outrider.core.errors import InvalidSchema, ModelUnavailable
@@ -201,6 +202,8 @@ class _SharedBase:
         self.lock = threading.Lock()
         self.peft: Any = None
         self.numbers = itertools.count(1)
+        # The PyTorch encoder that an int8 ONNX form stands in for; None while PyTorch serves.
+        self.torch_encoder: Any = None
 
 
 class Gliner2Encoder:
@@ -224,12 +227,31 @@ class Gliner2Encoder:
         self._prompt_tokens: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     @classmethod
-    def load(cls, path_or_id: str, max_batch: int = 32) -> Gliner2Encoder:
+    def load(
+        cls,
+        path_or_id: str,
+        max_batch: int = 32,
+        runtime: EncoderRuntime = "torch",
+        optimized_dir: Path | None = None,
+    ) -> Gliner2Encoder:
+        """Load a saved or hub GLiNER2 model; with ``runtime="auto"`` its encoder is served in the int8 ONNX
+        form kept under ``optimized_dir`` when that form passes its check (``backends/encoder_onnx``)."""
         from gliner2 import AutoExtractor
 
         model = AutoExtractor.from_pretrained(path_or_id)
         model.eval()
-        return cls(model, max_batch, LabelHead.load(path_or_id) if os.path.isdir(path_or_id) else None)
+        loaded = cls(model, max_batch, LabelHead.load(path_or_id) if os.path.isdir(path_or_id) else None)
+        return loaded.use_runtime(runtime, optimized_dir)
+
+    def use_runtime(self, runtime: EncoderRuntime, optimized_dir: Path | None) -> Gliner2Encoder:
+        """Serve the encoder in its int8 ONNX form when ``runtime`` is ``auto`` and the form passes."""
+        self.shared.torch_encoder = use_optimized(self.model, runtime, optimized_dir)
+        return self
+
+    @property
+    def runtime(self) -> str:
+        """What runs this model's encoder now: ``onnx-int8`` or ``torch``."""
+        return "torch" if self.shared.torch_encoder is None else "onnx-int8"
 
     def attach_adapter(self, folder: Path | str, model_id: str) -> Gliner2AdapterEncoder:
         """Load a GLiNER2 LoRA adapter (with its task heads) onto this loaded base and return its view."""
@@ -237,6 +259,12 @@ class Gliner2Encoder:
 
         shared = self.shared
         with shared.lock:
+            if shared.torch_encoder is not None:
+                # LoRA layers go into the PyTorch encoder's modules: the base and its adapters share one
+                # model, so from here on all of them run in PyTorch.
+                self.model.encoder = shared.torch_encoder
+                shared.torch_encoder = None
+                log.info("model %s gets an adapter: its encoder goes back to PyTorch", model_id)
             name = f"adapter_{next(shared.numbers)}"  # peft names may not hold the dots of model ids
             if shared.peft is None:
                 shared.peft = PeftModel.from_pretrained(self.model, str(folder), adapter_name=name)
@@ -504,12 +532,20 @@ def spec_for_encoder_adapter(model_id: str, folder: Path, price: Price) -> Model
     return adapter_spec(model_id, "encoder", folder, price, description, base_id=base_id, attach=attach)
 
 
-def merged_adapter_spec(model_id: str, folder: Path, price: Price, max_batch: int = 32) -> ModelSpec:
+def merged_adapter_spec(
+    model_id: str,
+    folder: Path,
+    price: Price,
+    max_batch: int = 32,
+    runtime: EncoderRuntime = "torch",
+    optimized_dir: Path | None = None,
+) -> ModelSpec:
     """A GLiNER2 LoRA adapter that ``spec_for_encoder_adapter`` cannot put on a shared base (its metadata
     names no base model id) served as its base with the adapter merged in: a model copy of its own."""
     path = str(folder)
 
     def load() -> Gliner2Encoder:
-        return Gliner2Encoder(merge_adapter(path), max_batch)  # with its calibrated cut-off
+        # with its calibrated cut-off; a merged copy has plain weights, so the int8 form applies
+        return Gliner2Encoder(merge_adapter(path), max_batch).use_runtime(runtime, optimized_dir)
 
     return adapter_spec(model_id, "encoder", folder, price, f"GLiNER2 LoRA adapter saved at {folder}", load=load)

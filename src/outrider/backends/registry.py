@@ -112,6 +112,11 @@ class ModelRegistry:
         self._start_load(spec)
         return "loading", None
 
+    def runtime(self, model_id: str) -> str | None:
+        """What runs a loaded local model (``onnx-int8`` or ``torch`` for encoders); None when not loaded."""
+        loaded = self._loaded.get(model_id) or self._adapters.get(model_id)
+        return getattr(loaded.model, "runtime", None) if loaded is not None else None
+
     def _start_load(self, spec: ModelSpec) -> asyncio.Task:
         task = self._loading.get(spec.id)
         if task is None:

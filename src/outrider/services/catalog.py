@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from outrider.backends.base import Availability, Health, ModelKind, ModelSpec
-from outrider.backends.builtin import local_price, spec_for_folder
+from outrider.backends.builtin import encoder_options, local_price, spec_for_folder
 from outrider.backends.encoder_adapters import is_encoder_adapter
 from outrider.backends.encoder_gliner import merged_adapter_spec
 from outrider.backends.registry import LoadedModel, ModelRegistry
@@ -150,6 +150,9 @@ class ModelCatalog:
         loaded for it); polling a local model's health starts loading it."""
         return await self.registry.health(await self.model_for(model_id, account_id))
 
+    def runtime(self, model_id: str) -> str | None:
+        return self.registry.runtime(model_id)
+
     async def load(self, spec: ModelSpec) -> LoadedModel:
         return await self.registry.get(spec)
 
@@ -225,7 +228,7 @@ def trained_model_spec(model_id: str, folder: Path, job: Job, settings: Settings
     the job's account. A GLiNER2 adapter whose metadata names no base model id is served merged."""
     spec = spec_for_folder(model_id, folder, settings)  # GLiNER2, transformers or a LoRA adapter
     if spec is None and is_encoder_adapter(folder):
-        spec = merged_adapter_spec(model_id, folder, local_price(settings, model_id), settings.batch_max_size)
+        spec = merged_adapter_spec(model_id, folder, local_price(settings, model_id), **encoder_options(settings))
     if spec is None:
         return None
     payload = job.payload

@@ -38,7 +38,7 @@ from outrider.storage.queries import training as q
 from outrider.storage.records import Job, TrainingCheckpoint
 from outrider.training.runner import LOG_FILE, SPEC_FILE, TRAIN_FILE, VAL_FILE
 from outrider.training.splits import split_records
-from outrider.training.zipped import build_download
+from outrider.training.zipped import DownloadFormat, build_download
 
 TRAINING_JOB_KIND = "training"  # run by jobs/training.py
 JOB_PREFIX = "ft"
@@ -387,9 +387,18 @@ class TrainingService:
 
         return lines()
 
-    async def download(self, account_id: str, job_id: str, checkpoint_id: str | None = None) -> Download:
-        """A zip of the final model (or of one checkpoint) with a README on loading it without Outrider."""
+    async def download(
+        self, account_id: str, job_id: str, checkpoint_id: str | None = None, form: DownloadFormat = "model"
+    ) -> Download:
+        """A zip of the final model (or of one checkpoint) with a README on loading it without Outrider;
+        ``form="onnx"`` adds a GLiNER2 model's int8 ONNX encoder (the form it is served in)."""
         job = await self.get(account_id, job_id)
+        if form == "onnx" and job.payload.get("family") != "encoder":
+            raise InvalidRequest(
+                f"format=onnx is offered for GLiNER2 extraction models; job '{job_id}' trained a "
+                f"{job.payload.get('family')} model (download it with format=model)",
+                param="format",
+            )
         if checkpoint_id is not None:
             found = [c for c in await self.checkpoints(account_id, job_id) if c.id == checkpoint_id]
             if not found:
@@ -405,10 +414,12 @@ class TrainingService:
                 )
             target_id, metrics = job_id, (job.result or {}).get("metrics") or {}
         folder = self.root / relative
-        zip_path = self.job_dir(job_id) / "downloads" / f"{target_id}.zip"
-        await asyncio.to_thread(build_download, folder, zip_path, job.payload, job_id, target_id, metrics)
+        suffix = "-onnx" if form == "onnx" else ""
+        zip_path = self.job_dir(job_id) / "downloads" / f"{target_id}{suffix}.zip"
+        optimized = self.settings.resolved_optimized_models_dir if form == "onnx" else None
+        await asyncio.to_thread(build_download, folder, zip_path, job.payload, job_id, target_id, metrics, optimized)
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in job.payload.get("model_name", job_id))
-        return Download(zip_path, f"{safe}-{target_id}.zip")
+        return Download(zip_path, f"{safe}-{target_id}{suffix}.zip")
 
     # -- stopping and deleting --------------------------------------------------------------------------
     async def stop(self, account_id: str, job_id: str) -> Job:

@@ -18,19 +18,27 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from outrider.backends.encoder_adapters import is_encoder_adapter
 from outrider.backends.label_head import LABEL_HEAD_CONFIG
-from outrider.core.errors import NotFound
+from outrider.core.errors import InvalidRequest, NotFound
 
-STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+DownloadFormat = Literal["model", "onnx"]
+STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".onnx")
 
 
 def build_download(
-    folder: Path, zip_path: Path, payload: dict[str, Any], job_id: str, model_id: str, metrics: dict
+    folder: Path,
+    zip_path: Path,
+    payload: dict[str, Any],
+    job_id: str,
+    model_id: str,
+    metrics: dict,
+    optimized_dir: Path | None = None,
 ) -> Path:
-    """Write ``zip_path`` once (atomically); later downloads reuse it."""
+    """Write ``zip_path`` once (atomically); later downloads reuse it. With ``optimized_dir`` (a GLiNER2
+    model only) the zip also holds the encoder's int8 ONNX form, built there or reused from serving."""
     if zip_path.exists():
         return zip_path
     if not folder.is_dir():
@@ -40,9 +48,30 @@ def build_download(
     with tempfile.TemporaryDirectory(dir=zip_path.parent) as scratch:
         if is_encoder_adapter(folder):
             folder = merge_encoder_adapter(folder, Path(scratch) / "merged")
-        write_zip(folder, partial, readme(payload, job_id, model_id, metrics, folder), (payload.get("base") or {}))
+        extra = onnx_files(folder, optimized_dir, model_id) if optimized_dir is not None else {}
+        text = readme(payload, job_id, model_id, metrics, folder, onnx="onnx/check.json" in extra)
+        write_zip(folder, partial, text, (payload.get("base") or {}), extra)
     os.replace(partial, zip_path)
     return zip_path
+
+
+def onnx_files(folder: Path, optimized_dir: Path, model_id: str) -> dict[str, Path]:
+    """The int8 ONNX encoder of the GLiNER2 model in ``folder`` and its check, by their names in the zip."""
+    from gliner2 import AutoExtractor
+
+    from outrider.backends.encoder_onnx import ONNX_FILE, REPORT_FILE, ensure_form
+
+    model = AutoExtractor.from_pretrained(str(folder))
+    model.eval()
+    form, check = ensure_form(model, optimized_dir)
+    if not check.passed:
+        raise InvalidRequest(
+            f"the int8 ONNX form of model '{model_id}' is outside the tolerance (mean cosine "
+            f"{check.mean_cosine:.4f}, 1st percentile {check.p01_cosine:.4f} to fp32) and is not offered: "
+            "download the model itself (format=model)",
+            param="format",
+        )
+    return {f"onnx/{ONNX_FILE}": form / ONNX_FILE, f"onnx/{REPORT_FILE}": form / REPORT_FILE}
 
 
 def merge_encoder_adapter(folder: Path, target: Path) -> Path:
@@ -56,9 +85,14 @@ def merge_encoder_adapter(folder: Path, target: Path) -> Path:
     return target
 
 
-def write_zip(folder: Path, zip_path: Path, readme_text: str, base: dict[str, Any]) -> None:
+def write_zip(
+    folder: Path, zip_path: Path, readme_text: str, base: dict[str, Any], extra: dict[str, Path] | None = None
+) -> None:
     adapter = (folder / "adapter_config.json").exists()
     with zipfile.ZipFile(zip_path, "w") as archive:
+        for name, path in (extra or {}).items():
+            stored = path.suffix in STORED_SUFFIXES
+            archive.write(path, name, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
         for path in sorted(folder.rglob("*")):
             if not path.is_file():
                 continue
@@ -75,7 +109,7 @@ def write_zip(folder: Path, zip_path: Path, readme_text: str, base: dict[str, An
         archive.writestr("README.md", readme_text, compress_type=zipfile.ZIP_DEFLATED)
 
 
-def readme(payload: dict[str, Any], job_id: str, model_id: str, metrics: dict, folder: Path) -> str:
+def readme(payload: dict[str, Any], job_id: str, model_id: str, metrics: dict, folder: Path, onnx: bool = False) -> str:
     name = payload.get("model_name", model_id)
     base_id = (payload.get("base") or {}).get("id", "?")
     family = payload.get("family")
@@ -104,6 +138,8 @@ def readme(payload: dict[str, Any], job_id: str, model_id: str, metrics: dict, f
         ]
         if (folder / LABEL_HEAD_CONFIG).exists():
             lines += ["", LABEL_HEAD_README]
+        if onnx:
+            lines += ["", ONNX_README, "```python", ONNX_EXAMPLE, _encoder_example(payload), "```"]
     elif (folder / "adapter_config.json").exists():
         lines += [
             f"A LoRA adapter for `{base_id}` (`adapter_config.json` names it), with `transformers` and `peft`:",
@@ -174,3 +210,36 @@ weights = torch.nn.functional.normalize(head[f"{task}/weight"], dim=-1)
 scores = head["log_scale"].exp() * text @ weights.T + head[f"{task}/bias"]
 print(labels[scores.argmax(-1).item()])  # softmax(scores) gives the confidences
 ```"""
+
+ONNX_README = """## The int8 ONNX encoder
+
+`onnx/encoder-int8.onnx` is this model's transformer encoder exported to ONNX with its weights quantised to
+int8 per output channel: the form Outrider serves it in. `onnx/check.json` records how close its token states
+are to the fp32 encoder's (cosine similarity) on Outrider's probe texts. The task heads stay in PyTorch: put
+the ONNX encoder in place of `model.encoder` (`pip install gliner2 onnxruntime`):"""
+
+ONNX_EXAMPLE = """import onnxruntime
+import torch
+from gliner2 import AutoExtractor
+from transformers.modeling_outputs import BaseModelOutput
+
+
+class OnnxEncoder(torch.nn.Module):
+    \"\"\"Answers the one call GLiNER2 makes into its encoder, with ONNX Runtime inside.\"\"\"
+
+    def __init__(self, path, config):
+        super().__init__()
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.config = config
+        # GLiNER2 asks for the device of the encoder's first parameter
+        self.device_probe = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+
+    def forward(self, input_ids=None, attention_mask=None, **_):
+        feed = {"input_ids": input_ids.long().numpy(), "attention_mask": attention_mask.long().numpy()}
+        (states,) = self.session.run(None, feed)
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(states))
+
+
+model = AutoExtractor.from_pretrained("model")
+model.eval()
+model.encoder = OnnxEncoder("model/onnx/encoder-int8.onnx", model.encoder.config)"""

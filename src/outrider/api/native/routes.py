@@ -62,7 +62,7 @@ async def list_models(who: CurrentPrincipal, svc: ServicesDep) -> ModelList:
 async def model_health(model_id: str, who: CurrentPrincipal, svc: ServicesDep) -> ModelHealth:
     # As the caller sees it: another account's fine-tune is a 404, and is never loaded for it.
     status, reason = await svc.catalog.health(model_id, who.account.id)
-    return ModelHealth(model=model_id, status=status, reason=reason)
+    return ModelHealth(model=model_id, status=status, reason=reason, runtime=svc.catalog.runtime(model_id))
 
 
 @router.get("/models/{model_id:path}", response_model=ModelOut)

@@ -120,6 +120,8 @@ class ModelHealth(BaseModel):
     model: str
     status: Literal["ready", "loading", "unavailable"]
     reason: str | None = None
+    # ready local models: what runs it (``onnx-int8``: the encoder's int8 ONNX Runtime form; ``torch``)
+    runtime: str | None = None
 
 
 class FeedbackIn(CheckedBody):

@@ -10,7 +10,14 @@ from outrider.api.deps import CurrentPrincipal, ServicesDep, TrainingCaller
 from outrider.api.paging import offset_query
 
 from .conversion import checkpoint_out, job_out, to_request
-from .schemas import CheckpointList, TrainingJobDeleted, TrainingJobIn, TrainingJobList, TrainingJobOut
+from .schemas import (
+    CheckpointList,
+    DownloadFormat,
+    TrainingJobDeleted,
+    TrainingJobIn,
+    TrainingJobList,
+    TrainingJobOut,
+)
 
 router = APIRouter(prefix="/felix/training-jobs", tags=["training"])
 
@@ -62,9 +69,12 @@ async def download_weights(
     who: CurrentPrincipal,
     svc: ServicesDep,
     checkpoint_id: str | None = Query(None, description="Download this checkpoint instead of the final model."),
+    format: DownloadFormat = Query(
+        "model", description="`onnx`: a GLiNER2 model with its int8 ONNX encoder, the form it is served in."
+    ),
 ) -> FileResponse:
     """A zip of the final weights (or a checkpoint's) with a README on loading them without Outrider."""
-    found = await svc.training.download(who.account.id, job_id, checkpoint_id)
+    found = await svc.training.download(who.account.id, job_id, checkpoint_id, format)
     return FileResponse(found.path, media_type="application/zip", filename=found.filename)
 
 

@@ -11,6 +11,7 @@ from outrider.api.bodies import CheckedBody
 from outrider.services.training import MAX_SEED, MAX_TRAINING_DATASETS
 
 TrainingStatus = Literal["requested", "running", "complete", "failed", "stopped"]
+DownloadFormat = Literal["model", "onnx"]  # the zip of ``GET /felix/training-jobs/{id}/download``
 
 
 class DatasetRefIn(BaseModel):
