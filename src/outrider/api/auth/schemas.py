@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from outrider.api.admin.schemas import AccountOut
 from outrider.api.bodies import CheckedBody
@@ -80,7 +80,7 @@ class UserUpdate(CheckedBody):
     model_config = ConfigDict(extra="forbid")
     role: Role | None = None
     email: str | None = Field(None, min_length=3, max_length=254)
-    disabled: bool | None = None
+    disabled: StrictBool | None = Field(None, description="true: the user cannot sign in and its keys stop.")
     password: str | None = Field(None, min_length=1, max_length=MAX_PASSWORD_CHARS)
 
 
