@@ -26,8 +26,10 @@ from outrider.services.labeling import LabelingService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.services.routing import RoutingService
+from outrider.services.sessions import SessionService
 from outrider.services.training import JOB_PREFIX as TRAINING_JOB_PREFIX
 from outrider.services.training import TRAINING_JOB_KIND, TrainingService
+from outrider.services.users import UserService
 from outrider.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class Services:
     registry: ModelRegistry
     catalog: ModelCatalog
     accounts: AccountService
+    users: UserService
+    sessions: SessionService
     extraction: ExtractionService
     generation: GenerationService
     history: HistoryService
@@ -83,7 +87,7 @@ def build_services(settings: Settings) -> Services:
         auth_cache_ttl_s=settings.auth_cache_ttl_s,
         initial_credit_micro_usd=usd_to_micro(settings.initial_credits_usd),
     )
-    bootstrap = accounts.bootstrap(settings.admin_api_key)
+    bootstrap = accounts.bootstrap(settings.admin_api_key, settings.admin_password)
     # Model work runs here, off the event loop; two threads let a load overlap a running pass.
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outrider-model")
     registry = ModelRegistry(settings, executor)
@@ -114,6 +118,8 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         catalog=catalog,
         accounts=accounts,
+        users=UserService(db, on_user_changed=accounts.forget_user),
+        sessions=SessionService(db, settings, rate_limiter.windows),
         extraction=extraction,
         generation=generation,
         history=history,

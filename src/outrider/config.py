@@ -36,10 +36,34 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Bind address of `outrider serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Bind port of `outrider serve`.")
-    secret_key: str = Field(DEFAULT_SECRET, description="Secret for dashboard session tokens.")
+    secret_key: str = Field(DEFAULT_SECRET, description="Secret that signs session tokens (sign-in cookies).")
     admin_api_key: str | None = Field(
         None, description="Raw API key for the first admin account; generated and printed once when unset."
     )
+    admin_password: str | None = Field(
+        None,
+        description="Password of the first admin account's owner user `admin`; generated and printed once when unset.",
+    )
+    session_lifetime_s: int = Field(
+        43_200, ge=60, le=31_536_000, description="Seconds a session stays valid after its last renewal (sliding)."
+    )
+    session_max_age_s: int = Field(
+        604_800, ge=60, le=31_536_000, description="Seconds after sign-in past which a session is never renewed."
+    )
+    session_cookie_secure: Literal["auto", "always", "never"] = Field(
+        "auto", description="Mark session cookies `Secure`: auto (when the request came over https), always or never."
+    )
+    session_trusted_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) besides the server's own allowed to send cookie-signed writes.",
+    )
+    login_failures_per_user: int = Field(
+        5, ge=1, description="Failed sign-ins allowed per username or email within the login window, then 429."
+    )
+    login_attempts_per_address: int = Field(
+        50, ge=1, description="Sign-in attempts allowed per client address within the login window, then 429."
+    )
+    login_window_s: int = Field(900, ge=1, description="The window (seconds) the sign-in throttles count over.")
     base_models_dir: Path | None = Field(
         None,
         description="Where built base models are kept (default DATA_DIR/base-models); shareable between instances.",

@@ -78,10 +78,11 @@ def test_infer_calls_a_running_server(server):
     assert body["type"] == "encoder" and "person" in body["result"]["entities"]
 
 
-def test_serve_starts_prints_the_admin_key_once_and_keeps_it_across_restarts(tmp_path, base_models_dir):
+def test_serve_starts_prints_the_admin_key_and_password_once_and_keeps_them_across_restarts(tmp_path, base_models_dir):
     port = free_port()
     env = {**os.environ, "OUTRIDER_DATA_DIR": str(tmp_path), "OUTRIDER_BASE_MODELS_DIR": str(base_models_dir)}
     env.pop("OUTRIDER_ADMIN_API_KEY", None)
+    env.pop("OUTRIDER_ADMIN_PASSWORD", None)
     command = [sys.executable, "-m", "outrider", "serve", "--port", str(port)]
 
     def boot() -> tuple[subprocess.Popen, float]:
@@ -105,12 +106,14 @@ def test_serve_starts_prints_the_admin_key_once_and_keeps_it_across_restarts(tmp
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=30)
-    key = out.strip().splitlines()[0]
-    assert key.startswith("ork_")
+    key, password = out.strip().splitlines()[:2]
+    assert key.startswith("ork_") and len(password) >= 20
     process, _ = boot()
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/me", headers={"X-API-Key": key}).status_code == 200
+        login = {"username": "admin", "password": password}
+        assert httpx.post(f"http://127.0.0.1:{port}/auth/login", json=login).json()["role"] == "owner"
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=30)
-    assert "ork_" not in out  # shown once, on the first start only
+    assert "ork_" not in out and password not in out  # shown once, on the first start only

@@ -25,13 +25,13 @@ def test_a_key_is_found_by_its_hash_with_its_account_and_never_across_accounts(d
         key = q.create_key(s, account_id=mine.id, name="ci", prefix="ork_abc", key_hash="h1", model_pool=["m"])
         q.create_key(s, account_id=other.id, name="theirs", prefix="ork_def", key_hash="h2")
     with db.session() as s:
-        found_key, found_account = q.find_key_by_hash(s, "h1")
-        assert found_key == key and found_account == mine
+        found_key, found_account, found_user = q.find_key_by_hash(s, "h1")
+        assert found_key == key and found_account == mine and found_user is None  # the account's own key
         assert found_key.model_pool == ["m"] and found_key.optimize_mode == "balanced"
         assert q.find_key_by_hash(s, "unknown") is None
         assert q.get_key(s, key.id) == key
         assert q.get_key(s, key.id, account_id=other.id) is None  # another account's key is not found
-        assert q.get_key_with_account(s, key.id, account_id=mine.id) == (key, mine)
+        assert q.get_key_with_account(s, key.id, account_id=mine.id) == (key, mine, None)
         assert q.get_key_with_account(s, key.id, account_id=other.id) is None
         assert [k.name for k in q.list_keys(s, mine.id)] == ["ci"]
         assert {k.name for k in q.list_keys(s)} == {"ci", "theirs"}  # every account's (admin listings)

@@ -10,11 +10,12 @@ from fastapi import FastAPI
 from outrider import __version__
 from outrider.api.admin.routes import router as admin_router
 from outrider.api.anthropic.routes import router as anthropic_router
+from outrider.api.auth.routes import router as auth_router
 from outrider.api.billing.routes import router as billing_router
 from outrider.api.data.datasets import router as datasets_router
 from outrider.api.data.generate import router as generate_router
 from outrider.api.errors import install_error_handlers
-from outrider.api.limits import BodySizeLimit, RateLimitHeaders
+from outrider.api.limits import BodySizeLimit, ResponseHeaders
 from outrider.api.native.routes import router as native_router
 from outrider.api.openai.routes import router as openai_router
 from outrider.api.training.routes import router as training_router
@@ -58,13 +59,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         max_bytes=settings.max_request_bytes,
         path_limits={"/datasets": settings.max_dataset_upload_bytes},
     )
-    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(ResponseHeaders)
     # Routes are matched in order: the compatible surfaces (the gateway's hot path) first. No other route
     # lives under /v1, and the two routers under /v1 have no path in common.
     app.include_router(openai_router)
     app.include_router(anthropic_router)
     app.include_router(native_router)
     app.include_router(admin_router)
+    app.include_router(auth_router)
     app.include_router(billing_router)
     app.include_router(datasets_router)
     app.include_router(generate_router)

@@ -1,4 +1,5 @@
-"""Pure ASGI middlewares: the request size limit (413 before parsing) and rate-limit response headers."""
+"""Pure ASGI middlewares: the request size limit (413 before parsing) and headers left by the request's
+dependencies (rate limits, session cookies)."""
 
 from __future__ import annotations
 
@@ -70,9 +71,11 @@ class _TooLarge(HTTPException):
         super().__init__(413, _too_large_message(max_bytes))
 
 
-class RateLimitHeaders:
-    """Adds the X-RateLimit-* headers a rate-limited route left in ``request.state`` to its response,
-    whatever kind of response the route returned (JSON, a stream)."""
+class ResponseHeaders:
+    """Adds the headers a request left in ``request.state`` to its response, whatever kind of response the
+    route returned (JSON, a stream, an error): the X-RateLimit-* headers of a rate-limited route
+    (``rate_limit_headers``) and the Set-Cookie headers of a session signed in, renewed or ended
+    (``set_cookies``)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -84,7 +87,11 @@ class RateLimitHeaders:
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                extra = (scope.get("state") or {}).get("rate_limit_headers")
+                state = scope.get("state") or {}
+                extra = state.get("rate_limit_headers")
+                cookies = state.get("set_cookies")
+                if cookies:
+                    message["headers"] = list(message.get("headers", [])) + list(cookies)
                 if extra:
                     present = {name.lower() for name, _ in message.get("headers", [])}
                     message["headers"] = list(message.get("headers", [])) + [

@@ -13,6 +13,7 @@ import typer
 from outrider.cli.credits import credits_app
 from outrider.cli.datasets import datasets_app, generate
 from outrider.cli.training import register as register_training_commands
+from outrider.cli.users import users_app
 from outrider.cli.worker import worker
 from outrider.config import Settings, build_settings
 from outrider.training.demo_data import DEMO_EXAMPLES
@@ -27,6 +28,7 @@ accounts_app = typer.Typer(help="Create and list accounts (runs against the loca
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(credits_app, name="credits")
+app.add_typer(users_app, name="users")
 app.add_typer(datasets_app, name="datasets")
 register_training_commands(app)  # outrider train, outrider eval
 app.command("generate")(generate)
@@ -64,6 +66,11 @@ def serve(
     if services.bootstrap and services.bootstrap.raw_key:
         typer.secho("Created the admin account. Its API key (shown once, store it now):", fg="green", err=True)
         typer.echo(services.bootstrap.raw_key)
+    if services.bootstrap and services.bootstrap.password:
+        typer.secho(
+            "Its owner user 'admin' signs in with this password (shown once, store it now):", fg="green", err=True
+        )
+        typer.echo(services.bootstrap.password)
     typer.secho(f"Outrider on http://{settings.host}:{settings.port}  (data: {settings.data_dir.resolve()})", err=True)
     uvicorn.run(
         create_app(settings, services),

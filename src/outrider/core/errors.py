@@ -3,8 +3,10 @@
     OutriderError                 base; never raised directly
     +-- InvalidRequest            the request is well-formed JSON but asks for something invalid (422)
     |   +-- InvalidSchema         an extraction schema that cannot be built
-    +-- AuthenticationFailed      no key, an unknown key, an expired key (401)
-    +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action (403)
+    +-- AuthenticationFailed      no key, an unknown key, an expired key, a wrong password (401)
+    |   +-- SessionInvalid        a session cookie tampered with, expired or signed out
+    +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action, a role (403)
+    |   +-- CsrfRefused           a cookie-signed write without the CSRF header or from another site
     +-- NotFound                  an unknown record (404)
     |   +-- ModelNotFound         an unknown model id
     +-- Conflict                  the request conflicts with the current state (409)
@@ -47,9 +49,17 @@ class AuthenticationFailed(OutriderError):
     code = "invalid_api_key"
 
 
+class SessionInvalid(AuthenticationFailed):
+    code = "invalid_session"
+
+
 class PermissionDenied(OutriderError):
     status_code = 403
     code = "permission_denied"
+
+
+class CsrfRefused(PermissionDenied):
+    code = "csrf_failed"
 
 
 class NotFound(OutriderError):

@@ -36,11 +36,12 @@ class GenerationJobDeps:
     generation: GenerationService  # the teacher's calls, metered and charged like any other
 
 
-def _principal(deps: GenerationJobDeps, account_id: str, key_id: str | None) -> Principal:
-    """The caller who queued the job: teacher calls are scoped (model pool) and metered as theirs."""
-    principal = deps.accounts.principal_of(account_id, key_id) if key_id else None
+def _principal(deps: GenerationJobDeps, account_id: str, key_id: str | None, user_id: str | None) -> Principal:
+    """The caller who queued the job (a key, or a signed-in user): teacher calls are scoped (model pool) and
+    metered as theirs."""
+    principal = deps.accounts.principal_of(account_id, key_id, user_id) if key_id or user_id else None
     if principal is None:
-        raise NotFound("the account or API key that queued this job no longer exists")
+        raise NotFound("the account, API key or user that queued this job no longer exists")
     return principal
 
 
@@ -87,7 +88,9 @@ async def run_generation(deps: GenerationJobDeps, ctx: JobContext) -> dict:
 
     job, payload = ctx.job, ctx.payload
     wanted = int(payload["num_examples"])
-    principal = await asyncio.to_thread(_principal, deps, job.account_id, payload.get("api_key_id"))
+    principal = await asyncio.to_thread(
+        _principal, deps, job.account_id, payload.get("api_key_id"), payload.get("user_id")
+    )
     await ctx.progress(generated=0, requested=wanted)
     output = _Output(ctx, deps.datasets, wanted)
     status = "partial"

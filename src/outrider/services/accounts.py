@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
+from outrider.services.passwords import check_new_password, generate_password, hash_password
 from outrider.storage.db import Database
 from outrider.storage.queries import accounts as q
 from outrider.storage.queries import as_utc, now
 from outrider.storage.queries import billing as billing_q
-from outrider.storage.records import Account, ApiKey
+from outrider.storage.queries import users as users_q
+from outrider.storage.records import Account, ApiKey, User
 
 KEY_PREFIX = "ork_"
 SHOWN_PREFIX_LEN = 12
@@ -46,12 +48,51 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+ROLES = ("owner", "member", "viewer")
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the account and the key it used."""
+    """Who is calling: the account, the key it used (None: a signed-in session) and the user it acts as (None:
+    a key of the account itself, with an owner's rights). A session has no key, hence no key restrictions."""
 
     account: Account
-    key: ApiKey
+    key: ApiKey | None
+    user: User | None = None
+
+    @property
+    def role(self) -> str:
+        return self.user.role if self.user is not None else "owner"
+
+    @property
+    def key_id(self) -> str | None:
+        return self.key.id if self.key is not None else None
+
+    @property
+    def user_id(self) -> str | None:
+        return self.user.id if self.user is not None else None
+
+    @property
+    def caller_id(self) -> str:
+        """Whose rate-limit counters a request counts against: the key, or the signed-in user."""
+        return self.key.id if self.key is not None else f"session:{self.user_id}"
+
+    @property
+    def model_pool(self) -> list[str] | None:
+        return self.key.model_pool if self.key is not None else None
+
+    @property
+    def optimize_mode(self) -> str | None:
+        """The key's routing mode; None (a session): the server's default."""
+        return self.key.optimize_mode if self.key is not None else None
+
+    @property
+    def rpm_limit(self) -> int | None:
+        return self.key.rpm_limit if self.key is not None else None
+
+    @property
+    def tpm_limit(self) -> int | None:
+        return self.key.tpm_limit if self.key is not None else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +105,8 @@ class IssuedKey:
 class Bootstrap:
     account: Account
     raw_key: str | None  # set only when a key was generated now and must be shown once
+    owner: User | None = None  # the admin account's first owner user (username "admin")
+    password: str | None = None  # its password, set only when generated now and shown once
 
 
 class AccountService:
@@ -75,8 +118,10 @@ class AccountService:
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
         self._auth_cache_ttl_s = auth_cache_ttl_s
 
-    def bootstrap(self, admin_api_key: str | None) -> Bootstrap | None:
-        """On first start create the admin account and its first key. Returns None if already done."""
+    def bootstrap(self, admin_api_key: str | None, admin_password: str | None = None) -> Bootstrap | None:
+        """On first start create the admin account, its first key and its owner user ``admin`` (password
+        ``admin_password``, or a generated one returned once). Returns None if already done."""
+        password = check_new_password(admin_password, "admin_password") if admin_password else generate_password()
         with self.db.session() as s:
             if q.count_accounts(s) > 0:
                 return None
@@ -86,7 +131,20 @@ class AccountService:
             if not raw.startswith(KEY_PREFIX) or len(raw) < 24:
                 raise InvalidRequest(f"the admin API key must start with '{KEY_PREFIX}' and be 24+ characters")
             q.create_key(s, account_id=account.id, name="admin", prefix=raw[:SHOWN_PREFIX_LEN], key_hash=hash_key(raw))
-        return Bootstrap(account=account, raw_key=None if admin_api_key else raw)
+            owner = users_q.create_user(
+                s,
+                account_id=account.id,
+                username="admin",
+                email=None,
+                role="owner",
+                password_hash=hash_password(password),
+            )
+        return Bootstrap(
+            account=account,
+            raw_key=None if admin_api_key else raw,
+            owner=owner,
+            password=None if admin_password else password,
+        )
 
     def create_account(
         self, name: str, *, is_admin: bool = False, unlimited_credits: bool = False, by: Principal | None = None
@@ -96,7 +154,7 @@ class AccountService:
             raise InvalidRequest(
                 "name must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit", param="name"
             )
-        if by is not None and is_restricted(by.key):
+        if by is not None and by.key is not None and is_restricted(by.key):
             # The new account's first key has no restrictions: a restricted key must not be a way to get one.
             raise PermissionDenied(
                 f"a key with restrictions ({', '.join(_restrictions_of(by.key))}) cannot create accounts; "
@@ -129,8 +187,9 @@ class AccountService:
         tpm_limit: int | None = None,
         issuer: Principal | None = None,
     ) -> IssuedKey:
-        """Issue a key. ``issuer``: the key that asks for it (None: the CLI or bootstrap, which may issue any
-        key); the new key is then at most as permissive as the issuer's (see docs/keys-and-accounts.md)."""
+        """Issue a key. ``issuer``: who asks for it (None: the CLI or bootstrap, which may issue any key); the
+        new key acts as the issuer's user (its role) and is at most as permissive as the issuer's key (see
+        docs/keys-and-accounts.md)."""
         _check_key_name(name)
         _check_key_limits({"rpm_limit": rpm_limit, "tpm_limit": tpm_limit})
         expires_at = _future_expiry(expires_at)
@@ -140,9 +199,10 @@ class AccountService:
         with self.db.session() as s:
             if q.get_account(s, account_id) is None:
                 raise NotFound(f"account '{account_id}' not found")
-            if issuer is not None:
+            caller = _current_key(s, issuer) if issuer is not None else None
+            if caller is not None:
                 settings = {"model_pool": model_pool, "rpm_limit": rpm_limit, "tpm_limit": tpm_limit}
-                _check_within(_current_key(s, issuer), {**settings, "expires_at": expires_at}, "create")
+                _check_within(caller, {**settings, "expires_at": expires_at}, "create")
             key = q.create_key(
                 s,
                 account_id=account_id,
@@ -154,12 +214,15 @@ class AccountService:
                 expires_at=expires_at,
                 rpm_limit=rpm_limit,
                 tpm_limit=tpm_limit,
+                user_id=issuer.user_id if issuer is not None else None,
             )
         return IssuedKey(key=key, raw_key=raw)
 
     def list_keys(self, principal: Principal) -> list[ApiKey]:
+        """An owner sees every key of the account; a member or viewer only the keys acting as itself."""
+        mine = None if principal.role == "owner" else (principal.user_id or "")
         with self.db.session() as s:
-            return q.list_keys(s, principal.account.id)
+            return q.list_keys(s, principal.account.id, user_id=mine)
 
     def update_key(self, principal: Principal, key_id: str, changes: dict) -> ApiKey:
         """Change a key's name, model pool, optimisation mode, expiry or limits (owner or admin). A restricted
@@ -180,9 +243,9 @@ class AccountService:
             if key.revoked_at is not None:
                 raise Conflict("a revoked key cannot be changed", param="key_id")
             caller = _current_key(s, principal)
-            if key.id == caller.id:
+            if caller is not None and key.id == caller.id:
                 _check_own_restrictions_kept(caller, changes)
-            else:
+            elif caller is not None:
                 _check_within(caller, _settings_of(key), "change", key_id=key.id)
                 _check_within(caller, {**_settings_of(key), **changes}, "change")
             updated = q.update_key(s, key_id, changes)
@@ -193,13 +256,17 @@ class AccountService:
         """Drop a key from the authentication cache so that changes apply to its next request."""
         self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
 
+    def forget_user(self, user_id: str) -> None:
+        """Drop a user's keys from the authentication cache (its role or state changed)."""
+        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].user_id != user_id}
+
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         """Revoke a key. A restricted key may revoke itself and the keys it could have issued (at most as
         permissive as itself), never a wider one: a leaked restricted key cannot lock its owner out."""
         with self.db.session() as s:
             key = _managed_key(s, principal, key_id)
             caller = _current_key(s, principal)
-            if key.id != caller.id:
+            if caller is not None and key.id != caller.id:
                 _check_within(caller, _settings_of(key), "revoke", key_id=key.id)
             revoked = q.revoke_key(s, key_id)
         self._forget(key_id)
@@ -218,12 +285,19 @@ class AccountService:
         expires = cached[0].key.expires_at
         return cached[0] if expires is None or expires > now() else None
 
-    def principal_of(self, account_id: str, key_id: str) -> Principal | None:
-        """The stored key ``key_id`` of account ``account_id`` as a principal, without authenticating it: for
-        work queued earlier under that key (a generation job calls its teacher as the key that queued it)."""
+    def principal_of(self, account_id: str, key_id: str | None, user_id: str | None = None) -> Principal | None:
+        """Who queued earlier work, as a principal, without authenticating: the stored key ``key_id`` of account
+        ``account_id``, or (no key: a signed-in session) its user ``user_id`` while still enabled. A generation
+        job calls its teacher as whoever queued it."""
         with self.db.session() as s:
-            found = q.get_key_with_account(s, key_id, account_id=account_id)
-        return Principal(account=found[1], key=found[0]) if found else None
+            if key_id is not None:
+                found = q.get_key_with_account(s, key_id, account_id=account_id)
+                return Principal(account=found[1], key=found[0], user=found[2]) if found else None
+            user = users_q.get_user(s, user_id) if user_id else None
+            account = q.get_account(s, account_id)
+        if user is None or account is None or user.account_id != account_id or user.disabled:
+            return None
+        return Principal(account=account, key=None, user=user)
 
     def authenticate(self, raw_key: str | None) -> Principal:
         if not raw_key:
@@ -236,15 +310,17 @@ class AccountService:
             found = q.find_key_by_hash(s, digest)
             if found is None:
                 raise AuthenticationFailed("invalid API key")
-            key, account = found
+            key, account, user = found
             stamp = now()
             if key.revoked_at is not None:
                 raise PermissionDenied("this API key has been revoked")
+            if user is not None and user.disabled:
+                raise PermissionDenied(f"this API key belongs to user '{user.username}', who is disabled")
             if key.expires_at is not None and key.expires_at <= stamp:
                 raise AuthenticationFailed("this API key has expired")
             if key.last_used_at is None or stamp - key.last_used_at > _TOUCH_EVERY:
                 q.touch_key(s, key.id, stamp)
-        principal = Principal(account=account, key=key)
+        principal = Principal(account=account, key=key, user=user)
         if self._auth_cache_ttl_s > 0:
             if len(self._auth_cache) > 10_000:
                 self._auth_cache.clear()
@@ -292,8 +368,11 @@ def _settings_of(key: ApiKey) -> dict:
     return {field: getattr(key, field) for field in RESTRICTIONS}
 
 
-def _current_key(session: Session, principal: Principal) -> ApiKey:
-    """The caller's key as stored now (the principal may come from the authentication cache)."""
+def _current_key(session: Session, principal: Principal) -> ApiKey | None:
+    """The caller's key as stored now (the principal may come from the authentication cache); None for a
+    signed-in session, which has no key restrictions."""
+    if principal.key is None:
+        return None
     return q.get_key(session, principal.key.id) or principal.key
 
 
@@ -350,8 +429,11 @@ def _check_own_restrictions_kept(caller: ApiKey, changes: dict) -> None:
 
 
 def _managed_key(session: Session, principal: Principal, key_id: str) -> ApiKey:
-    """The key, if the caller may manage it (its own account's, or any for an admin); 404 otherwise."""
+    """The key, if the caller may manage it; 404 otherwise. An owner manages its account's keys (an admin
+    account's owner: any key), a member only the keys acting as itself."""
     key = q.get_key(session, key_id)
     if key is None or (key.account_id != principal.account.id and not principal.account.is_admin):
+        raise NotFound(f"key '{key_id}' not found")
+    if principal.role != "owner" and (principal.user_id is None or key.user_id != principal.user_id):
         raise NotFound(f"key '{key_id}' not found")
     return key

@@ -209,7 +209,7 @@ def visible_to(spec: ModelSpec, account_id: str) -> bool:
 
 def check_pool(principal: Principal, model_id: str, spec: ModelSpec, param: str) -> None:
     """A key with a model pool calls only the models in it (named by the id called or the model's own)."""
-    pool = principal.key.model_pool
+    pool = principal.model_pool
     if pool is not None and model_id not in pool and spec.id not in pool:
         raise PermissionDenied(f"model '{model_id}' is not in this API key's model pool", param=param)
 

@@ -79,7 +79,8 @@ class DataGenerationService:
         teacher = request.teacher_model or self.settings.default_teacher_model
         # Resolved now so that an unknown teacher or one outside the key's pool is refused up front.
         await self.catalog.for_call(principal, teacher, "decoder", param="teacher_model")
-        payload = {**asdict(request), "labels": labels, "teacher_model": teacher, "api_key_id": principal.key.id}
+        payload = {**asdict(request), "labels": labels, "teacher_model": teacher, "api_key_id": principal.key_id}
+        payload["user_id"] = principal.user_id  # who queued it when signed in (no key)
         return await self.jobs.submit(principal.account.id, GENERATION_JOB_KIND, payload, prefix="gen")
 
     async def status(self, account_id: str, job_id: str) -> GenerationStatus:

@@ -62,6 +62,8 @@ class Windows(Protocol):
 
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
 
+    async def clear(self, item: RateLimitItem, *identifiers: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class WindowStats:
@@ -110,6 +112,11 @@ class LocalWindows:
         oldest = hits[0][0] if hits else now
         return WindowStats(oldest + item.get_expiry(), max(0, item.amount - used))
 
+    async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
+        key = (item.amount, item.get_expiry(), *identifiers)
+        self._hits.pop(key, None)
+        self._sums.pop(key, None)
+
     def _sweep(self, now: float) -> None:
         self._since_sweep = 0
         for key in [k for k, hits in self._hits.items() if not hits or hits[-1][0] <= now - k[1]]:
@@ -128,13 +135,18 @@ class RateLimiter:
         self._items = parse_limits(configured)
         self._limiter: Windows = windows_for(storage_url)
 
+    @property
+    def windows(self) -> Windows:
+        """The counters (shared with the sign-in throttle, so that it is process-wide with Redis too)."""
+        return self._limiter
+
     async def hit(self, group: str, who: Principal) -> WindowState | None:
         """Count one request; raise ``RateLimited`` (with Retry-After and X-RateLimit-* headers) when over."""
         item = self._items.get(group)
         if item is None:
             return None
         states = []
-        for scope, ident in (("key", who.key.id), ("account", who.account.id)):
+        for scope, ident in (("key", who.caller_id), ("account", who.account.id)):
             allowed = await self._limiter.hit(item, group, scope, ident)
             stats = await self._limiter.get_window_stats(item, group, scope, ident)
             state = WindowState(item.amount, stats.remaining, stats.reset_time)
@@ -147,16 +159,16 @@ class RateLimiter:
                     headers=state.headers(),
                 )
             states.append(state)
-        if who.key.rpm_limit:
+        if who.rpm_limit:
             states.append(await self._hit_key_rpm(who))
-        if who.key.tpm_limit:
+        if who.tpm_limit:
             states.append(await self._check_key_tpm(who))
         return min(states, key=lambda s: s.remaining)
 
     async def _hit_key_rpm(self, who: Principal) -> WindowState:
-        item = RateLimitItemPerMinute(who.key.rpm_limit)
-        allowed = await self._limiter.hit(item, "rpm", who.key.id)
-        stats = await self._limiter.get_window_stats(item, "rpm", who.key.id)
+        item = RateLimitItemPerMinute(who.rpm_limit)
+        allowed = await self._limiter.hit(item, "rpm", who.caller_id)
+        stats = await self._limiter.get_window_stats(item, "rpm", who.caller_id)
         state = WindowState(item.amount, stats.remaining, stats.reset_time)
         if not allowed:
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -168,8 +180,8 @@ class RateLimiter:
         return state
 
     async def _check_key_tpm(self, who: Principal) -> WindowState:
-        item = RateLimitItemPerMinute(who.key.tpm_limit)
-        stats = await self._limiter.get_window_stats(item, "tpm", who.key.id)
+        item = RateLimitItemPerMinute(who.tpm_limit)
+        stats = await self._limiter.get_window_stats(item, "tpm", who.caller_id)
         if stats.remaining <= 0:
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
             state = WindowState(item.amount, 0, stats.reset_time)
@@ -183,10 +195,10 @@ class RateLimiter:
     async def meter_tokens(self, who: Principal, tokens: int) -> None:
         """Count a finished call's tokens against its key's TPM window (capped at what is left, so the
         window fills up instead of refusing to count a large call)."""
-        if not who.key.tpm_limit or tokens <= 0:
+        if not who.tpm_limit or tokens <= 0:
             return
-        item = RateLimitItemPerMinute(who.key.tpm_limit)
-        stats = await self._limiter.get_window_stats(item, "tpm", who.key.id)
+        item = RateLimitItemPerMinute(who.tpm_limit)
+        stats = await self._limiter.get_window_stats(item, "tpm", who.caller_id)
         cost = min(tokens, stats.remaining)
         if cost > 0:
-            await self._limiter.hit(item, "tpm", who.key.id, cost=cost)
+            await self._limiter.hit(item, "tpm", who.caller_id, cost=cost)

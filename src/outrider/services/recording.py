@@ -119,7 +119,7 @@ class Recorder:
         if ctx.store:
             inference = NewInference(
                 account_id=ctx.principal.account.id,
-                api_key_id=ctx.principal.key.id,
+                api_key_id=ctx.principal.key_id,
                 surface=ctx.surface,
                 model_id=ctx.model_id,
                 model_used=spec.id,
@@ -139,7 +139,7 @@ class Recorder:
             )
         new_usage = NewUsage(
             account_id=ctx.principal.account.id,
-            api_key_id=ctx.principal.key.id,
+            api_key_id=ctx.principal.key_id,
             inference_id=inference_id,
             surface=ctx.surface,
             model_id=ctx.model_id,

@@ -101,7 +101,7 @@ class RoutingService:
     async def pool(self, ctx: CallContext, options: RoutingOptions | None) -> list[ModelSpec]:
         """The decoder models this caller may be routed to and that can serve now, each resolved once."""
         account_id = ctx.principal.account.id
-        key_pool = ctx.principal.key.model_pool
+        key_pool = ctx.principal.model_pool
         requested = list(options.model_pool) if options and options.model_pool else None
         if requested is not None:
             outside = [m for m in requested if key_pool is not None and m not in key_pool]
@@ -154,7 +154,7 @@ class RoutingService:
     ) -> tuple[RoutingDecision, dict[str, ModelSpec]]:
         specs = await self.pool(ctx, options)
         router = await self.router()
-        mode = options.optimize if options and options.optimize else ctx.principal.key.optimize_mode
+        mode = options.optimize if options and options.optimize else ctx.principal.optimize_mode
         decision = router.decide(
             messages,
             [CandidateModel(s.id, s.price if s.source != "upstream" or _priced(s) else None) for s in specs],

@@ -260,7 +260,8 @@ class TrainingService:
                 "seed": request.seed,
                 "validation_fraction": request.validation_fraction,
             },
-            "api_key_id": principal.key.id,
+            "api_key_id": principal.key_id,
+            "user_id": principal.user_id,
         }
 
     async def create(self, principal: Principal, request: TrainingRequest) -> Job:

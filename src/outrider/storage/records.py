@@ -30,6 +30,22 @@ class ApiKey:
     last_used_at: datetime | None
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class User:
+    """A person who signs in to an account (never with the password hash)."""
+
+    id: str
+    account_id: str
+    username: str
+    email: str | None
+    role: str
+    session_version: int
+    disabled: bool
+    created_at: datetime
+    password_changed_at: datetime
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def _created(issued: IssuedKey) -> KeyCreated:
     return KeyCreated(**_key_out(issued.key).model_dump(), key=issued.raw_key)
 
 
-def _account_out(account: Account) -> AccountOut:
+def account_out(account: Account) -> AccountOut:
     return AccountOut(
         id=account.id,
         name=account.name,
@@ -89,14 +89,14 @@ async def create_account(body: AccountCreate, who: AdminPrincipal, svc: Services
         unlimited_credits=body.unlimited_credits,
         by=who,
     )
-    return AccountCreated(**_account_out(account).model_dump(), api_key=_created(issued))
+    return AccountCreated(**account_out(account).model_dump(), api_key=_created(issued))
 
 
 @router.get("/accounts", response_model=AccountList)
 async def list_accounts(_: AdminPrincipal, svc: ServicesDep) -> AccountList:
-    return AccountList(accounts=[_account_out(a) for a in await asyncio.to_thread(svc.accounts.list_accounts)])
+    return AccountList(accounts=[account_out(a) for a in await asyncio.to_thread(svc.accounts.list_accounts)])
 
 
 @router.get("/me", response_model=AccountOut)
 async def me(who: CurrentPrincipal) -> AccountOut:
-    return _account_out(who.account)
+    return account_out(who.account)

@@ -56,6 +56,7 @@ class KeyOut(BaseModel):
     last_used_at: datetime | None
     rpm_limit: int | None
     tpm_limit: int | None
+    user_id: str | None = Field(description="The user this key acts as (its role); null: the account's own key.")
 
 
 class KeyCreated(KeyOut):

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
 from outrider.storage.queries import as_utc, now
-from outrider.storage.records import Account, ApiKey
-from outrider.storage.tables import AccountRow, ApiKeyRow
+from outrider.storage.queries.users import to_user
+from outrider.storage.records import Account, ApiKey, User
+from outrider.storage.tables import AccountRow, ApiKeyRow, UserRow
 
 
 def _account(row: AccountRow) -> Account:
@@ -37,6 +38,7 @@ def _key(row: ApiKeyRow) -> ApiKey:
         last_used_at=as_utc(row.last_used_at),
         rpm_limit=row.rpm_limit,
         tpm_limit=row.tpm_limit,
+        user_id=row.user_id,
     )
 
 
@@ -87,6 +89,7 @@ def create_key(
     expires_at: datetime | None = None,
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
+    user_id: str | None = None,
 ) -> ApiKey:
     row = ApiKeyRow(
         id=new_id("key"),
@@ -100,33 +103,39 @@ def create_key(
         expires_at=expires_at,
         rpm_limit=rpm_limit,
         tpm_limit=tpm_limit,
+        user_id=user_id,
     )
     session.add(row)
     session.flush()
     return _key(row)
 
 
-def find_key_by_hash(session: Session, key_hash: str) -> tuple[ApiKey, Account] | None:
-    row = session.execute(
-        select(ApiKeyRow, AccountRow)
-        .join(AccountRow, AccountRow.id == ApiKeyRow.account_id)
-        .where(ApiKeyRow.key_hash == key_hash)
-    ).first()
-    if row is None:
-        return None
-    return _key(row[0]), _account(row[1])
+KeyOwner = tuple[ApiKey, Account, User | None]
 
 
-def get_key_with_account(session: Session, key_id: str, *, account_id: str) -> tuple[ApiKey, Account] | None:
-    """Account ``account_id``'s key ``key_id`` with the account (None when either no longer exists)."""
-    row = session.execute(
-        select(ApiKeyRow, AccountRow)
+def _key_owner(where) -> object:
+    return (
+        select(ApiKeyRow, AccountRow, UserRow)
         .join(AccountRow, AccountRow.id == ApiKeyRow.account_id)
-        .where(ApiKeyRow.id == key_id, ApiKeyRow.account_id == account_id)
-    ).first()
+        .outerjoin(UserRow, UserRow.id == ApiKeyRow.user_id)
+        .where(*where)
+    )
+
+
+def find_key_by_hash(session: Session, key_hash: str) -> KeyOwner | None:
+    """The key with this hash, its account and the user it acts as (None: the account's own key)."""
+    row = session.execute(_key_owner([ApiKeyRow.key_hash == key_hash])).first()
     if row is None:
         return None
-    return _key(row[0]), _account(row[1])
+    return _key(row[0]), _account(row[1]), to_user(row[2]) if row[2] is not None else None
+
+
+def get_key_with_account(session: Session, key_id: str, *, account_id: str) -> KeyOwner | None:
+    """Account ``account_id``'s key ``key_id`` with the account and its user (None when either no longer exists)."""
+    row = session.execute(_key_owner([ApiKeyRow.id == key_id, ApiKeyRow.account_id == account_id])).first()
+    if row is None:
+        return None
+    return _key(row[0]), _account(row[1]), to_user(row[2]) if row[2] is not None else None
 
 
 def get_key(session: Session, key_id: str, *, account_id: str | None = None) -> ApiKey | None:
@@ -136,10 +145,13 @@ def get_key(session: Session, key_id: str, *, account_id: str | None = None) -> 
     return _key(row)
 
 
-def list_keys(session: Session, account_id: str | None = None) -> list[ApiKey]:
+def list_keys(session: Session, account_id: str | None = None, *, user_id: str | None = None) -> list[ApiKey]:
+    """Keys of an account (all accounts: None), only those of user ``user_id`` when given."""
     query = select(ApiKeyRow).order_by(ApiKeyRow.created_at)
     if account_id is not None:
         query = query.where(ApiKeyRow.account_id == account_id)
+    if user_id is not None:
+        query = query.where(ApiKeyRow.user_id == user_id)
     return [_key(r) for r in session.scalars(query)]
 
 
