@@ -4,11 +4,15 @@ are fine, and 503 naming the failing part when one is not, over real HTTP, each 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
 
+from outrider.storage.db import Database
 from tests.conftest import RunningServer, make_settings, start_server
 from tests.waiting import wait_until
 
@@ -47,20 +51,32 @@ def test_a_server_without_an_embedded_worker_skips_that_check(tmp_path_factory, 
     assert body["status"] == "ready" and body["checks"]["worker"]["status"] == "skipped"
 
 
-def test_a_database_that_fails_its_query_is_not_ready(fragile, tmp_path):
-    db = fragile.services.db
-    working = db.engine
-    db.engine = create_engine(f"sqlite:///{tmp_path}/missing-folder/outrider.db")  # cannot be opened
+@contextmanager
+def unreachable_database(db: Database, folder: Path) -> Iterator[None]:
+    """The server's database swapped for one that cannot be opened (a file in a folder that does not exist)."""
+    working = db.engine, db._sessions
+    db.engine = create_engine(f"sqlite:///{folder}/missing-folder/outrider.db")
+    db._sessions = sessionmaker(db.engine)
     try:
-        response = ready(fragile)
+        yield
     finally:
         db.engine.dispose()
-        db.engine = working
+        db.engine, db._sessions = working
+
+
+def test_a_database_that_fails_its_query_is_not_ready(fragile, tmp_path):
+    with unreachable_database(fragile.services.db, tmp_path):
+        response = ready(fragile)
+        # A request that needs the database fails with the plain 500, which still carries its request id.
+        headers = {"X-API-Key": "ork_never_seen_key_0123456789abcdef", "X-Request-ID": "during-outage"}
+        failed = httpx.get(f"{fragile.url}/me", headers=headers)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "not_ready" and body["failing"] == ["database"]
     assert body["checks"]["database"]["detail"] == "query failed: OperationalError"
     assert body["checks"]["migrations"]["status"] == "skipped"
+    assert failed.status_code == 500 and failed.json() == {"detail": "internal server error"}
+    assert failed.headers["x-request-id"] == "during-outage"
     assert httpx.get(f"{fragile.url}/health").status_code == 200  # still alive
     assert ready(fragile).status_code == 200
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -157,21 +158,42 @@ class Metrics:
         self.store_up = Gauge(
             "outrider_metrics_store_up", "1 when the last scrape could read the store, else 0.", registry=r
         )
+        # The labelled children of the per-event metrics, by label values: prometheus-client's ``labels()``
+        # validates and locks on every call; these counters are never cleared, so their children stay valid.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._call_children: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
 
-    # -- fed as things happen (cheap: label look-ups and additions) --------------------------------------------
+    # -- fed as things happen (cheap: a dict look-up of the labelled children, then additions) --------------------
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.http_requests.labels(route, method, str(status)), self.http_duration.labels(route, method))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_call(self, model: str, surface: str, task: str, status: str, usage: Usage, latency_ms: float) -> None:
-        self.model_calls.labels(model, surface, task, status).inc()
+        key = (model, surface, task, status)
+        children = self._call_children.get(key)
+        if children is None:
+            children = (
+                self.model_calls.labels(model, surface, task, status),
+                self.model_tokens.labels(model, "prompt"),
+                self.model_tokens.labels(model, "completion"),
+                self.model_cost.labels(model),
+                self.model_duration.labels(model, task),
+            )
+            self._call_children[key] = children
+        calls, prompt, completion, cost, duration = children
+        calls.inc()
         if usage.prompt_tokens:
-            self.model_tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            prompt.inc(usage.prompt_tokens)
         if usage.completion_tokens:
-            self.model_tokens.labels(model, "completion").inc(usage.completion_tokens)
+            completion.inc(usage.completion_tokens)
         if usage.cost_micro_usd:
-            self.model_cost.labels(model).inc(usage.cost_micro_usd / MICRO_USD)
-        self.model_duration.labels(model, task).observe(latency_ms / 1000)
+            cost.inc(usage.cost_micro_usd / MICRO_USD)
+        duration.observe(latency_ms / 1000)
 
     def observe_batch(self, model: str, kind: str, size: int) -> None:
         """Called from model threads too: prometheus-client's metrics are thread-safe."""

@@ -62,11 +62,12 @@ class MonitoringService:
         self.db = db
         self.registry = registry
         self.jobs = jobs
+        self._running: dict[str, asyncio.Future] = {}  # the thread of each kind of store work, while it runs
 
     # -- metrics ------------------------------------------------------------------------------------------------
     async def scrape(self) -> bytes:
         try:
-            snapshot = await self._bounded(self._read_store)
+            snapshot = await self._bounded("store", self._read_store)
         except Exception as exc:
             log.warning("metrics: the store could not be read: %s", _describe(exc))
             snapshot = None
@@ -102,7 +103,7 @@ class MonitoringService:
 
     async def _check(self, name: str, probe: Callable[[], str | None]) -> Check:
         try:
-            problem = await self._bounded(probe)
+            problem = await self._bounded(name, probe)
         except TimeoutError:
             return Check(name, "failing", f"no answer within {self.settings.ready_timeout_s:g} s")
         except Exception as exc:
@@ -129,9 +130,21 @@ class MonitoringService:
         problems = [problem for problem in (w.liveness() for w in workers) if problem]
         return Check("worker", "failing" if problems else "ok", "; ".join(problems) or None)
 
-    async def _bounded(self, work: Callable[[], T]) -> T:
-        """Run blocking store work in a thread, for at most ``ready_timeout_s`` (the thread may finish later)."""
-        return await asyncio.wait_for(asyncio.to_thread(work), self.settings.ready_timeout_s)
+    async def _bounded(self, name: str, work: Callable[[], T]) -> T:
+        """Run blocking store work in a thread, waiting at most ``ready_timeout_s``. One thread per kind of work
+        at a time: callers that arrive while it runs (concurrent probes, a probe after a timed-out one on a
+        database that hangs) wait for that one instead of piling up threads."""
+        running = self._running.get(name)
+        if running is None or running.done():
+            running = asyncio.ensure_future(asyncio.to_thread(work))
+            running.add_done_callback(_retrieve)  # an error nobody awaited any more is not reported as lost
+            self._running[name] = running
+        return await asyncio.wait_for(asyncio.shield(running), self.settings.ready_timeout_s)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _describe(exc: BaseException) -> str:
