@@ -186,6 +186,8 @@ def test_upstream_health_breaker_and_routing_decisions(gateway):
     assert value(after, "outrider_upstream_healthy", model=FLAKY_LLM) == 0
     assert value(after, "outrider_upstream_consecutive_failures", model=FLAKY_LLM) == 2
     assert value(after, "outrider_upstream_healthy", model=OK_LLM) == 1
+    # Each app has a registry of its own: the other server's extraction calls are not counted here.
+    assert not any(dict(labels).get("model") == "demo-extractor" for _, labels in after)
     failed_calls = {"model": FLAKY_LLM, "surface": "openai", "task": "generate", "status": "error"}
     assert value(after, "outrider_model_calls_total", **failed_calls) == 2
     assert decision["model"] == OK_LLM  # the open breaker took the flaky model out of the pool
