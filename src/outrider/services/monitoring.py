@@ -86,10 +86,8 @@ class MonitoringService:
             monitor = spec.monitor
             if monitor is None:
                 continue
-            breaker = getattr(monitor, "state", "closed")
-            failures = int(getattr(monitor, "consecutive_failures", 0))
-            healthy = monitor.is_available() and breaker != "open" and failures == 0
-            yield UpstreamState(spec.id, healthy, breaker, failures)
+            failures = monitor.consecutive_failures
+            yield UpstreamState(spec.id, monitor.is_available() and failures == 0, monitor.state, failures)
 
     # -- readiness ----------------------------------------------------------------------------------------------
     async def readiness(self) -> Readiness:
