@@ -8,7 +8,8 @@ plain 500 that Starlette's outermost error middleware sends for an unhandled exc
 ``api/errors.py``, which reads it from ``request.state.request_id``.
 
 Requests are counted by route template (``/jobs/{job_id}``, never the raw path), method and status once the
-response has ended; a path no route matches is counted as ``unmatched``.
+response has ended; a request no route matched (an unknown path, a body the size limit refused before
+routing) is counted as ``unmatched``.
 """
 
 from __future__ import annotations
