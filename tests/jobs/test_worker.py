@@ -1,6 +1,7 @@
 """The job worker against a real database: atomic claims, progress, stop, failures, abandoned jobs, restarts."""
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -171,3 +172,29 @@ async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(d
     interrupted = await second.jobs.get(owner, endless.id)
     assert interrupted.status == "failed" and interrupted.error.startswith("interrupted")
     second.close()
+
+
+async def test_liveness_names_a_stopped_worker_and_a_claim_loop_stuck_on_the_database(svc, data_dir):
+    async def noop(ctx):
+        return {}
+
+    svc.jobs.handlers.register("noop", noop)
+    await svc.jobs.submit(account(svc), "noop", {})
+    worker = Worker(svc)
+    assert worker.liveness() == "the worker is not running"
+    # Another connection holds SQLite's write lock: the worker's claim of that job waits for it (busy timeout).
+    blocker = sqlite3.connect(data_dir / "outrider.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        await worker.start()
+        assert worker.liveness() is None
+        deadline = asyncio.get_running_loop().time() + 8
+        while (problem := worker.liveness()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "the stuck claim loop was never reported"
+            await asyncio.sleep(0.1)
+        assert problem.startswith("the worker's claim loop has not run for ")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await worker.stop()
+    assert worker.liveness() == "the worker is not running"

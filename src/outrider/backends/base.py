@@ -54,6 +54,14 @@ class HealthMonitor(Protocol):
     def is_available(self) -> bool:
         """False while the circuit is open after repeated failures (no call is sent then)."""
 
+    @property
+    def state(self) -> Literal["closed", "open", "half_open"]:
+        """The circuit breaker's state (exported as a metric)."""
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed calls or probes since the last success (exported as a metric)."""
+
     def report_success(self) -> None: ...
 
     def report_failure(self, reason: str) -> None: ...

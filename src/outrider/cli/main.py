@@ -16,7 +16,10 @@ from outrider.cli.training import register as register_training_commands
 from outrider.cli.users import users_app
 from outrider.cli.worker import worker
 from outrider.config import Settings, build_settings
+from outrider.observability.logs import configure_logging
 from outrider.training.demo_data import DEMO_EXAMPLES
+
+log = logging.getLogger("outrider")
 
 app = typer.Typer(
     help="Outrider: data, fine-tuning, serving and a gateway for small task-specific models.",
@@ -61,23 +64,23 @@ def serve(
     from outrider.app_state import build_services
 
     settings = _settings(data_dir, host=host, port=port, model_dirs=model_dir or None)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
     if services.bootstrap and services.bootstrap.raw_key:
-        typer.secho("Created the admin account. Its API key (shown once, store it now):", fg="green", err=True)
+        # A log record (text or JSON, like every line on stderr); the key itself goes to stdout.
+        log.warning("created the admin account; its API key, shown once, is on standard output: store it now")
         typer.echo(services.bootstrap.raw_key)
     if services.bootstrap and services.bootstrap.password:
-        typer.secho(
-            "Its owner user 'admin' signs in with this password (shown once, store it now):", fg="green", err=True
-        )
+        log.warning("its owner user 'admin' signs in with the password on standard output: store it now")
         typer.echo(services.bootstrap.password)
-    typer.secho(f"Outrider on http://{settings.host}:{settings.port}  (data: {settings.data_dir.resolve()})", err=True)
+    log.info("Outrider on http://%s:%s (data: %s)", settings.host, settings.port, settings.data_dir.resolve())
     uvicorn.run(
         create_app(settings, services),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # uvicorn's records go through configure_logging's handler (text or JSON)
+        access_log=False,  # OUTRIDER_ACCESS_LOG logs requests with their route and request id instead
     )
 
 

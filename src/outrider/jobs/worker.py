@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -117,12 +118,17 @@ class Worker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._last_tick = time.monotonic()  # the claim loop's last turn: readiness reads it
 
     # -- life cycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.recover_abandoned()
         self.jobs.attach(self)
-        self._tasks = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._heartbeat_loop())]
+        self._last_tick = time.monotonic()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+        ]
         log.info("job worker %s started (kinds: %s)", self.worker_id, ", ".join(self.handlers.kinds()))
 
     async def run_forever(self) -> None:
@@ -145,6 +151,20 @@ class Worker:
             with contextlib.suppress(BaseException):
                 await task
 
+    def liveness(self) -> str | None:
+        """None while the worker claims jobs, else why not: stopped, a loop that ended, or a claim loop that
+        has not turned for ``job_stale_after_s`` (stuck, e.g. on a database that does not answer)."""
+        if self._stopping or not self._tasks:
+            return "the worker is not running"
+        for task in self._tasks:
+            if task.done():
+                problem = None if task.cancelled() else task.exception()
+                return f"the worker's {task.get_name()} loop ended" + (f": {problem!r}" if problem else "")
+        idle_s = time.monotonic() - self._last_tick
+        if idle_s > self.stale_after.total_seconds():
+            return f"the worker's claim loop has not run for {idle_s:.0f} s"
+        return None
+
     def flag_stop(self, job_id: str) -> None:
         """The job's stop flag was raised in this process: tell its handler now."""
         running = self._running.get(job_id)
@@ -158,6 +178,7 @@ class Worker:
     # -- claiming and running ----------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            self._last_tick = time.monotonic()
             job = None
             if len(self._running) < self.concurrency:
                 try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,15 @@ class BatchOutput:
 
 
 class ExtractionBatcher:
-    def __init__(self, model: EncoderModel, executor: Executor, *, max_batch: int, max_wait_s: float) -> None:
+    def __init__(
+        self,
+        model: EncoderModel,
+        executor: Executor,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self.model = model
         self.executor = executor
         self.max_batch = max_batch
@@ -43,6 +52,7 @@ class ExtractionBatcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.passes = 0  # forward passes run (observable in tests and metrics)
+        self.on_batch = on_batch  # told the number of texts of each pass (metrics)
 
     async def extract(self, texts: list[str], prepared: list[Any], threshold: float) -> BatchOutput:
         loop = asyncio.get_running_loop()
@@ -52,6 +62,11 @@ class ExtractionBatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._collect())
         return await job.future
+
+    @property
+    def waiting(self) -> int:
+        """Texts queued for a pass that has not started."""
+        return self._waiting_texts()
 
     def _waiting_texts(self) -> int:
         return sum(len(job.texts) for job in self._queue)
@@ -94,6 +109,8 @@ class ExtractionBatcher:
                         job.future.set_exception(exc)
                 continue
             self.passes += 1
+            if self.on_batch is not None:
+                self.on_batch(len(texts))
             start = 0
             for job in jobs:
                 end = start + len(job.texts)

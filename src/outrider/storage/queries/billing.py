@@ -57,6 +57,11 @@ def clear_reservations(session: Session) -> int:
     return result.rowcount
 
 
+def total_reserved(session: Session) -> int:
+    """Micro-dollars held by calls in flight, over every account (one aggregate, for metrics)."""
+    return int(session.scalar(select(func.coalesce(func.sum(AccountRow.reserved_micro_usd), 0))) or 0)
+
+
 def _change_balance(session: Session, account_id: str, delta: int, *, reserved_delta: int = 0) -> int:
     result = session.execute(
         update(AccountRow)

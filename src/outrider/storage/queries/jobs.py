@@ -163,3 +163,9 @@ def fail_abandoned(session: Session, job_id: str, *, seen_heartbeat: datetime | 
     row.status, row.error, row.finished_at = "failed", reason, now()
     session.flush()
     return _job(row)
+
+
+def count_by_kind_and_status(session: Session) -> dict[tuple[str, str], int]:
+    """Every job counted by (kind, status): one aggregate query, for metrics."""
+    rows = session.execute(select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status))
+    return {(kind, status): count for kind, status, count in rows}
