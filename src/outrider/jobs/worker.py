@@ -144,6 +144,8 @@ class Worker:
         self.jobs.detach(self)
         for task in self._tasks:
             task.cancel()
+        # the claim loop may still be putting an unstarted job back in the queue
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         running = list(self._running.values())
         for task, _ in running:
             task.cancel()
@@ -181,8 +183,17 @@ class Worker:
             self._last_tick = time.monotonic()
             job = None
             if len(self._running) < self.concurrency:
+                # The claim runs in a thread that a stop cannot interrupt: a job it claims while the worker
+                # stops goes back to the queue, or it would stay "running" with nobody running it.
+                claim = asyncio.ensure_future(asyncio.to_thread(self._claim))
                 try:
-                    job = await asyncio.to_thread(self._claim)
+                    job = await asyncio.shield(claim)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        unstarted = await claim
+                        if unstarted is not None:
+                            await asyncio.to_thread(self._release, unstarted)
+                    raise
                 except Exception:
                     log.exception("claiming a job failed")
             if job is not None:
@@ -195,6 +206,11 @@ class Worker:
     def _claim(self) -> Job | None:
         with self.db.session() as s:
             return q.claim_next(s, self.handlers.kinds(), self.worker_id)
+
+    def _release(self, job: Job) -> None:
+        with self.db.session() as s:
+            if q.release_claim(s, job.id, self.worker_id):
+                log.info("worker %s stopped before starting job %s: back in the queue", self.worker_id, job.id)
 
     def _launch(self, job: Job) -> None:
         ctx = RunningJob(self, job)
