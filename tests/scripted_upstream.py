@@ -17,6 +17,10 @@ A request without ``stream: true`` gets the JSON answer instead: ``scripted`` an
 text (with and without usage), ``error-midstream`` a 500, ``truncated`` a body cut short, ``hang-midstream``
 headers then nothing until the client goes away; ``status-NNN`` and ``hang`` as above.
 
+``POST /v1/embeddings`` answers ``scripted`` with vectors made from each input (``scripted_vector``; the
+request's ``dimensions``, default 4) and usage (one token per word), ``no-usage`` with the same vectors as base64
+float32 and no usage; ``status-NNN`` and ``hang`` as above.
+
 ``GET /v1/models`` lists the models and answers ``models_status`` (settable) so health probes can fail.
 Each request's body and headers are kept in ``requests``; ``probes`` counts model-list calls.
 """
@@ -24,7 +28,9 @@ Each request's body and headers are kept in ``requests``; ``probes`` counts mode
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +40,13 @@ from aiohttp import web
 from tests.conftest import free_port
 
 SCRIPTED_TEXT = ["Hello", " upstream", " world"]
+
+
+def scripted_vector(text: str, dimensions: int = 4) -> list[float]:
+    """The scripted upstream's embedding of ``text``: exact in float32."""
+    return [float(len(text) + j) / 4 for j in range(dimensions)]
+
+
 MODELS = ["status-500", "status-503", "hang", "hang-midstream", "error-midstream", "truncated", "scripted", "no-usage"]
 
 
@@ -63,9 +76,12 @@ class ScriptedUpstream:
     async def anthropic(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, anthropic=True)
 
-    async def _serve(self, request: web.Request, anthropic: bool) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+    async def _serve(
+        self, request: web.Request, anthropic: bool, body: dict[str, Any] | None = None
+    ) -> web.StreamResponse:
+        if body is None:
+            body = await request.json()
+            self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
         model = body.get("model", "")
         if model.startswith("status-"):
             status = int(model.removeprefix("status-"))
@@ -93,6 +109,22 @@ class ScriptedUpstream:
                 return response
             await response.write(event.encode())
         return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        model = body.get("model", "")
+        if model.startswith("status-") or model == "hang":
+            return await self._serve(request, anthropic=False, body=body)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        vectors = [scripted_vector(text, body.get("dimensions") or 4) for text in texts]
+        if model == "no-usage":
+            data = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+            return web.json_response({"object": "list", "data": [{"embedding": e} for e in data], "model": model})
+        items = [{"object": "embedding", "index": i, "embedding": v} for i, v in reversed(list(enumerate(vectors)))]
+        tokens = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": items, "model": model, "usage": usage})
 
     async def _serve_whole(
         self, request: web.Request, model: str, body: dict[str, Any], anthropic: bool
@@ -227,6 +259,7 @@ class ScriptedUpstream:
         app.router.add_post("/v1/chat/completions", self.openai)
         app.router.add_post("/v1/completions", self.openai)
         app.router.add_post("/v1/messages", self.anthropic)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         ready = threading.Event()

@@ -18,6 +18,7 @@ from outrider.services.billing import BillingService, usd_to_micro
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
+from outrider.services.embeddings import EmbeddingService
 from outrider.services.extraction import ExtractionService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
@@ -41,6 +42,7 @@ class Services:
     catalog: ModelCatalog
     accounts: AccountService
     extraction: ExtractionService
+    embeddings: EmbeddingService
     generation: GenerationService
     history: HistoryService
     rate_limiter: RateLimiter
@@ -115,6 +117,7 @@ def build_services(settings: Settings) -> Services:
         catalog=catalog,
         accounts=accounts,
         extraction=extraction,
+        embeddings=EmbeddingService(settings, catalog, recorder, billing),
         generation=generation,
         history=history,
         rate_limiter=rate_limiter,

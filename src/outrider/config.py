@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         4.0, ge=0, description="Longest wait for more requests before an extraction pass starts."
     )
+    embedding_batch_max_size: int = Field(
+        32, ge=1, description="Most texts in one micro-batched pass of a local embedding model."
+    )
+    embedding_batch_max_wait_ms: float = Field(
+        4.0, ge=0, description="Longest wait for more texts before a local embedding pass starts."
+    )
+    embedding_max_inputs: int = Field(2048, ge=1, description="Most texts in one `POST /v1/embeddings` request.")
     decoder_max_batch: int = Field(8, ge=1, description="Most concurrent generations decoded together in one batch.")
     decoder_max_wait_ms: float = Field(
         10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
@@ -74,6 +81,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {
             "inference": "1200/minute",
             "chat": "200/minute",
+            "embeddings": "1200/minute",
             "generate": "120/minute",
             "training": "20/minute",
         },

@@ -53,6 +53,11 @@ _BACKGROUND: set[asyncio.Task] = set()  # closes scheduled by cancel(); referenc
 _ESTIMATED_CHARS_PER_TOKEN = 4
 
 
+def estimated_tokens(chars: int) -> int:
+    """Tokens of ``chars`` characters, for upstreams that report no usage (about four characters a token)."""
+    return -(-chars // _ESTIMATED_CHARS_PER_TOKEN)
+
+
 @dataclass(frozen=True)
 class UpstreamCall:
     """One request to send: where, with what, and whose breaker it feeds."""
@@ -387,10 +392,10 @@ class UpstreamStream(ABC):
             # No final usage from the upstream (cancelled early, or a server that does not report usage in
             # streams): about one token per streamed chunk (a whole answer: from its length), the prompt from
             # its length. Marked as estimated.
-            produced = -(-len(text) // _ESTIMATED_CHARS_PER_TOKEN) if self.call.whole else self._chunks
+            produced = estimated_tokens(len(text)) if self.call.whole else self._chunks
             completion = max(completion or 0, produced)
             if not prompt:
-                prompt = -(-self.call.prompt_chars // _ESTIMATED_CHARS_PER_TOKEN)
+                prompt = estimated_tokens(self.call.prompt_chars)
             extra = {"usage_estimated": True}
         return GenerationResult(
             text=text,

@@ -100,7 +100,7 @@ class BaseModelList(BaseModel):
 class ModelOut(BaseModel):
     id: str
     object: Literal["model"] = "model"
-    task_family: Literal["encoder", "decoder"]
+    task_family: Literal["encoder", "decoder", "embedding"]
     source: str
     owned_by: str
     description: str
