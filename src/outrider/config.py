@@ -69,9 +69,12 @@ class Settings(BaseSettings):
     decoder_max_wait_ms: float = Field(
         10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
     )
-    model_prices: dict[str, tuple[float, float]] = Field(
+    model_prices: dict[str, tuple[float, float] | tuple[float, float, float, float]] = Field(
         default_factory=dict,
-        description="Per-model USD prices per million [input, output] tokens, overriding the local defaults.",
+        description=(
+            "Per-model USD prices per million [input, output] tokens, or [input, output, cache read, cache write], "
+            "overriding the local defaults."
+        ),
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
     auth_cache_ttl_s: float = Field(

@@ -4,27 +4,19 @@ gateway, floats and base64, and every answer is checked against what the upstrea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import numpy as np
 import openai
 import pytest
 
-from tests.conftest import ADMIN_KEY, GENEROUS_LIMITS, RunningServer, make_settings, new_account, start_server
-from tests.scripted_upstream import ScriptedUpstream, scripted_vector
+from tests.conftest import GENEROUS_LIMITS, RunningServer, new_account
+from tests.scripted_upstream import scripted_vector, start_gateway_for
 from tests.waiting import wait_until
 
 EMBED = "up-embed"  # the scripted upstream's "scripted" model, declared with a price
 PRICE = 0.4  # USD per million input tokens
 TEXTS = ["one two three", "four", "five six"]
-
-
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedUpstream]:
-    upstream = ScriptedUpstream().start()
-    yield upstream
-    upstream.stop()
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +29,15 @@ def gateway(tmp_path_factory, base_models_dir, scripted) -> Iterator[RunningServ
         {"model": "status-400", "id": "up-embed-400", "kind": "embedding"},
         {"model": "scripted", "id": "up-chat"},
     ]
-    providers = {"providers": [{"name": "emb", "type": "openai", "base_url": f"{scripted.url}/v1", "models": models}]}
-    path = folder / "providers.json"
-    path.write_text(json.dumps(providers))
+    providers = [{"name": "emb", "type": "openai", "base_url": f"{scripted.url}/v1", "models": models}]
     limits = {**GENEROUS_LIMITS, "embeddings": "1000/minute"}
-    running = start_server(make_settings(folder, base_models_dir, providers_file=path, rate_limits=limits))
+    running = start_gateway_for(folder, base_models_dir, providers, rate_limits=limits)
     yield running
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def client(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ADMIN_KEY, max_retries=0)
-
-
-def test_floats_and_the_sdk_default_reach_the_upstream_and_come_back(client, scripted):
-    answer = client.embeddings.create(model=EMBED, input=TEXTS, encoding_format="float")
+def test_floats_and_the_sdk_default_reach_the_upstream_and_come_back(oai, scripted):
+    answer = oai.embeddings.create(model=EMBED, input=TEXTS, encoding_format="float")
     sent = scripted.last()
     assert sent["path"] == "/v1/embeddings"
     assert sent["body"] == {"model": "scripted", "input": TEXTS, "encoding_format": "float"}
@@ -61,39 +46,39 @@ def test_floats_and_the_sdk_default_reach_the_upstream_and_come_back(client, scr
     assert [item.embedding for item in answer.data] == [scripted_vector(t) for t in TEXTS]
     assert answer.usage.prompt_tokens == 6  # the upstream's count (one token per word)
     assert answer.usage.model_extra["cost"] == round(6 * PRICE) / 1e6  # whole micro-dollars, as every call
-    decoded = client.embeddings.create(model=EMBED, input=TEXTS[0])  # the SDK asks for base64 and decodes it
+    decoded = oai.embeddings.create(model=EMBED, input=TEXTS[0])  # the SDK asks for base64 and decodes it
     assert np.array_equal(np.array(decoded.data[0].embedding), scripted_vector(TEXTS[0]))
 
 
-def test_dimensions_are_passed_on(client, scripted):
-    answer = client.embeddings.create(model=EMBED, input="abc", dimensions=7, encoding_format="float")
+def test_dimensions_are_passed_on(oai, scripted):
+    answer = oai.embeddings.create(model=EMBED, input="abc", dimensions=7, encoding_format="float")
     assert scripted.last()["body"]["dimensions"] == 7
     assert answer.data[0].embedding == scripted_vector("abc", 7)
 
 
-def test_base64_from_the_upstream_and_estimated_usage(client):
-    answer = client.embeddings.create(model="up-embed-b64", input=["abcdefgh", "xy"], encoding_format="float")
+def test_base64_from_the_upstream_and_estimated_usage(oai):
+    answer = oai.embeddings.create(model="up-embed-b64", input=["abcdefgh", "xy"], encoding_format="float")
     assert [item.embedding for item in answer.data] == [scripted_vector("abcdefgh"), scripted_vector("xy")]
     assert answer.usage.prompt_tokens == 3  # no usage from the upstream: ten characters at four a token
 
 
-def test_upstream_failures_in_openais_envelope(client, gateway):
+def test_upstream_failures_in_openais_envelope(oai, gateway):
     with pytest.raises(openai.APIStatusError) as failed:
-        client.embeddings.create(model="up-embed-500", input="hi")
+        oai.embeddings.create(model="up-embed-500", input="hi")
     assert failed.value.status_code == 502 and failed.value.body["code"] == "upstream_error"
     with pytest.raises(openai.UnprocessableEntityError) as refused:
-        client.embeddings.create(model="up-embed-400", input="hi")
+        oai.embeddings.create(model="up-embed-400", input="hi")
     assert "scripted failure 400" in refused.value.body["message"]
     with pytest.raises(openai.UnprocessableEntityError) as wrong_kind:
-        client.embeddings.create(model="up-chat", input="hi")
+        oai.embeddings.create(model="up-chat", input="hi")
     assert "decoder model" in wrong_kind.value.body["message"]
     with pytest.raises(openai.UnprocessableEntityError) as chat:
-        client.chat.completions.create(model=EMBED, messages=[{"role": "user", "content": "hi"}])
+        oai.chat.completions.create(model=EMBED, messages=[{"role": "user", "content": "hi"}])
     assert "POST /v1/embeddings" in chat.value.body["message"]
 
 
-def test_listed_as_embedding_models(client, gateway):
-    listed = {m.id: m.model_extra for m in client.models.list()}
+def test_listed_as_embedding_models(oai, gateway):
+    listed = {m.id: m.model_extra for m in oai.models.list()}
     assert listed[EMBED]["kind"] == "embedding" and listed["up-chat"]["kind"] == "decoder"
     with gateway.client() as admin:
         native = {m["id"]: m for m in admin.get("/models").json()["data"]}

@@ -12,6 +12,7 @@
           - model: Qwen/Qwen2.5-7B-Instruct   # the upstream's own model name
             id: qwen-7b                        # optional; default "<provider name>/<model>"
             price: [0.2, 0.6]                  # USD per million input / output tokens
+                                               # (4 values: + cache read, cache write)
             context_length: 32768
             capabilities: [chat, json, completions]
             sampling: true                     # false: never send temperature / top_p
@@ -47,7 +48,10 @@ class UpstreamModelConfig(_Strict):
         "decoder", description="decoder: text generation; embedding: its /embeddings (OpenAI-type providers only)."
     )
     id: str | None = Field(None, min_length=1, description="The id Outrider exposes; default '<provider>/<model>'.")
-    price: tuple[float, float] = Field((0.0, 0.0), description="USD per million [input, output] tokens.")
+    price: tuple[float, float] | tuple[float, float, float, float] = Field(
+        (0.0, 0.0),
+        description="USD per million [input, output] tokens, or [input, output, cache read, cache write] tokens.",
+    )
     context_length: int | None = Field(None, ge=1)
     capabilities: tuple[str, ...] = ("chat",)
     description: str | None = None
@@ -65,7 +69,7 @@ class UpstreamModelConfig(_Strict):
 
     @field_validator("price")
     @classmethod
-    def _non_negative(cls, value: tuple[float, float]) -> tuple[float, float]:
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if min(value) < 0:
             raise ValueError("prices must be >= 0 (USD per million input and output tokens)")
         return value

@@ -159,6 +159,8 @@ class UpstreamStream(ABC):
         self.call = call
         self.prompt_tokens = 0  # known at once from Anthropic upstreams, at the end from OpenAI ones
         self.completion_tokens: int | None = None
+        self.cache_read_tokens = 0  # of prompt_tokens, as the upstream reports them
+        self.cache_write_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.stop_sequence: str | None = None
         self._response: aiohttp.ClientResponse | None = None
@@ -405,15 +407,36 @@ class UpstreamStream(ABC):
             stop_sequence=self.stop_sequence if reason == "stop_sequence" else None,
             logprobs=tuple(self._logprobs),
             extra=extra,
+            cache_read_tokens=min(self.cache_read_tokens, prompt),
+            cache_write_tokens=min(self.cache_write_tokens, max(prompt - self.cache_read_tokens, 0)),
         )
 
-    def _usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
-        """Record usage the upstream reported (fields it leaves out keep their earlier value)."""
+    def _usage(
+        self,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> None:
+        """Record usage the upstream reported (fields it leaves out keep their earlier value). Cache reads and
+        writes are counted within ``prompt_tokens``."""
         if prompt_tokens is not None:
-            self.prompt_tokens = int(prompt_tokens)
+            self.prompt_tokens = token_count(prompt_tokens)
         if completion_tokens is not None:
-            self.completion_tokens = int(completion_tokens)
+            self.completion_tokens = token_count(completion_tokens)
+        if cache_read_tokens is not None:
+            self.cache_read_tokens = token_count(cache_read_tokens)
+        if cache_write_tokens is not None:
+            self.cache_write_tokens = token_count(cache_write_tokens)
         self._usage_reported = True
+
+
+def token_count(value: object) -> int:
+    """A token count as an upstream sent it: a non-negative integer, whatever it sent (junk counts as 0)."""
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def parse_json(call: UpstreamCall, data: str) -> dict[str, Any]:

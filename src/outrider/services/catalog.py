@@ -121,7 +121,8 @@ class ModelCatalog:
         check_pool(principal, model_id, spec, param)
         if spec.kind != kind:
             hint = KIND_HINTS[spec.kind]
-            raise InvalidRequest(f"model '{model_id}' is a {spec.kind} model: {hint}", param=param)
+            article = "an" if spec.kind[0] in "aeiou" else "a"
+            raise InvalidRequest(f"model '{model_id}' is {article} {spec.kind} model: {hint}", param=param)
         return spec
 
     # -- listing --------------------------------------------------------------------------------------------

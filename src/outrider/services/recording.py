@@ -132,6 +132,8 @@ class Recorder:
                 latency_ms=round(latency_ms, 3),
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
                 cost_micro_usd=usage.cost_micro_usd,
                 project_id=ctx.project_id,
                 training_job_id=spec.training_job_id,
@@ -148,6 +150,8 @@ class Recorder:
             status=status,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost_micro_usd=usage.cost_micro_usd,
             latency_ms=round(latency_ms, 3),
         )

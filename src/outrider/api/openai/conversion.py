@@ -137,11 +137,19 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
 # -- responses ---------------------------------------------------------------
 
 
+def cache_extension(usage: Usage) -> dict[str, int]:
+    """Outrider's extension of OpenAI's usage: prompt-cache reads (also ``cached_tokens``) and writes, which
+    OpenAI's format has no field for (an Anthropic upstream's ``cache_creation_input_tokens``)."""
+    return {"cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
+
+
 def usage_dict(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        **cache_extension(usage),
         "cost": usage.cost_usd,
     }
 
@@ -269,10 +277,11 @@ def response_object(
         if usage is None
         else {
             "input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
             "output_tokens": usage.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.total_tokens,
+            **cache_extension(usage),
             "cost": usage.cost_usd,
         },
     }
