@@ -19,6 +19,7 @@ from outrider.services.billing import BillingService, usd_to_micro
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
+from outrider.services.embeddings import EmbeddingService
 from outrider.services.extraction import ExtractionService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
@@ -47,6 +48,7 @@ class Services:
     users: UserService
     sessions: SessionService
     extraction: ExtractionService
+    embeddings: EmbeddingService
     generation: GenerationService
     history: HistoryService
     rate_limiter: RateLimiter
@@ -128,6 +130,7 @@ def build_services(settings: Settings) -> Services:
         users=UserService(db, on_user_changed=accounts.forget_user),
         sessions=SessionService(db, settings, rate_limiter.windows),
         extraction=extraction,
+        embeddings=EmbeddingService(settings, catalog, recorder, billing),
         generation=generation,
         history=history,
         rate_limiter=rate_limiter,

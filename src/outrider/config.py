@@ -97,13 +97,23 @@ class Settings(BaseSettings):
             "(default DATA_DIR/optimized); shareable between instances."
         ),
     )
+    embedding_batch_max_size: int = Field(
+        32, ge=1, description="Most texts in one micro-batched pass of a local embedding model."
+    )
+    embedding_batch_max_wait_ms: float = Field(
+        4.0, ge=0, description="Longest wait for more texts before a local embedding pass starts."
+    )
+    embedding_max_inputs: int = Field(2048, ge=1, description="Most texts in one `POST /v1/embeddings` request.")
     decoder_max_batch: int = Field(8, ge=1, description="Most concurrent generations decoded together in one batch.")
     decoder_max_wait_ms: float = Field(
         10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
     )
-    model_prices: dict[str, tuple[float, float]] = Field(
+    model_prices: dict[str, tuple[float, float] | tuple[float, float, float, float]] = Field(
         default_factory=dict,
-        description="Per-model USD prices per million [input, output] tokens, overriding the local defaults.",
+        description=(
+            "Per-model USD prices per million [input, output] tokens, or [input, output, cache read, cache write], "
+            "overriding the local defaults."
+        ),
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
     auth_cache_ttl_s: float = Field(
@@ -113,6 +123,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {
             "inference": "1200/minute",
             "chat": "200/minute",
+            "embeddings": "1200/minute",
             "generate": "120/minute",
             "training": "20/minute",
         },

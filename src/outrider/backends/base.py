@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from outrider.core.embeddings import EmbeddingRequest, EmbeddingResult
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationStream
 from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
-ModelKind = Literal["encoder", "decoder"]
+ModelKind = Literal["encoder", "decoder", "embedding"]
 Health = Literal["ready", "loading", "unavailable"]
 
 
@@ -41,6 +42,28 @@ class DecoderModel(Protocol):
     def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> GenerationStream:
         """Begin generating and return at once. Chat messages go through the model's chat template;
         a string is a raw completion prompt. Raise ``InvalidRequest`` for parameters it cannot honour."""
+
+
+@runtime_checkable
+class EmbeddingModel(Protocol):
+    """A model that turns texts into vectors, as the embedding service calls it: an upstream provider's model
+    directly, a local one through its micro-batcher (``serving/embedding_batcher.py``)."""
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """One vector per text, in order. Raise ``InvalidRequest`` for what the model cannot honour (e.g. a
+        ``dimensions`` it does not produce)."""
+
+
+@runtime_checkable
+class SentenceEncoder(Protocol):
+    """A loaded local embedding model. Called from one worker thread at a time; the registry puts a
+    micro-batcher in front of it, which is the ``EmbeddingModel`` the service calls."""
+
+    dimensions: int
+    max_tokens: int  # longer texts are truncated to their first ``max_tokens`` tokens
+
+    def encode(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+        """One unit-length vector per text and the tokens each text was read as (after truncation)."""
 
 
 @runtime_checkable
@@ -103,7 +126,8 @@ class ModelSpec:
     kind: ModelKind
     source: str  # "builtin", "hub", "local", or a plugin's name
     description: str
-    load: Callable[[], EncoderModel | DecoderModel]  # blocking; the registry runs it in a worker thread
+    # Blocking; the registry runs it in a worker thread. Upstream embedding models return an ``EmbeddingModel``.
+    load: Callable[[], EncoderModel | DecoderModel | SentenceEncoder | EmbeddingModel]
     check: Callable[[], Availability] = field(default=lambda: Availability(True))
     fine_tunable: bool = False
     price: Price = field(default_factory=Price)

@@ -18,10 +18,19 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from outrider.backends.base import Availability, DecoderModel, EncoderModel, Health, ModelSpec
+from outrider.backends.base import (
+    Availability,
+    DecoderModel,
+    EmbeddingModel,
+    EncoderModel,
+    Health,
+    ModelSpec,
+    SentenceEncoder,
+)
 from outrider.config import Settings
 from outrider.core.errors import ModelNotFound, ModelUnavailable, OutriderError
 from outrider.serving.batcher import ExtractionBatcher
+from outrider.serving.embedding_batcher import EmbeddingBatcher
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +40,18 @@ BatchObserver = Callable[[str, str, int], None]  # (model id, "encoder" | "decod
 @dataclass
 class LoadedModel:
     spec: ModelSpec
-    model: EncoderModel | DecoderModel
-    batcher: ExtractionBatcher | None
+    model: EncoderModel | DecoderModel | SentenceEncoder | EmbeddingModel
+    batcher: ExtractionBatcher | EmbeddingBatcher | None
     lock: asyncio.Lock  # decoders generate one request at a time
+
+    @property
+    def embedder(self) -> EmbeddingModel:
+        """What an embedding call goes to: a local model's micro-batcher, or an upstream model itself."""
+        if isinstance(self.batcher, EmbeddingBatcher):
+            return self.batcher
+        if isinstance(self.model, EmbeddingModel):
+            return self.model
+        raise TypeError(f"model '{self.spec.id}' is not an embedding model")
 
 
 class ModelRegistry:
@@ -168,7 +186,7 @@ class ModelRegistry:
             log.exception("loading model %s failed", spec.id)
             raise ModelUnavailable(f"model '{spec.id}' failed to load: {exc}") from exc
         self._failures.pop(spec.id, None)
-        batcher = None
+        batcher: ExtractionBatcher | EmbeddingBatcher | None = None
         if spec.kind == "encoder":
             batcher = ExtractionBatcher(
                 model,
@@ -176,6 +194,13 @@ class ModelRegistry:
                 max_batch=self.settings.batch_max_size,
                 max_wait_s=self.settings.batch_max_wait_ms / 1000,
                 on_batch=self._batch_observer(spec.id, "encoder"),
+            )
+        elif spec.kind == "embedding":
+            batcher = EmbeddingBatcher(
+                model,
+                self.executor,
+                max_batch=self.settings.embedding_batch_max_size,
+                max_wait_s=self.settings.embedding_batch_max_wait_ms / 1000,
             )
         loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
         if spec.base_id is not None:

@@ -137,6 +137,8 @@ class Recorder:
                 latency_ms=round(latency_ms, 3),
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
                 cost_micro_usd=usage.cost_micro_usd,
                 project_id=ctx.project_id,
                 training_job_id=spec.training_job_id,
@@ -153,6 +155,8 @@ class Recorder:
             status=status,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost_micro_usd=usage.cost_micro_usd,
             latency_ms=round(latency_ms, 3),
         )

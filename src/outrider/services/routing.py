@@ -124,7 +124,7 @@ class RoutingService:
                 spec = await self.catalog.model_for(model_id, account_id)
                 if spec.kind != "decoder":
                     raise InvalidRequest(
-                        f"routing.model_pool: '{model_id}' is an extraction model; routing picks between "
+                        f"routing.model_pool: '{model_id}' is an {spec.kind} model; routing picks between "
                         "generation models",
                         param="routing.model_pool",
                     )

@@ -258,6 +258,8 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
             func.coalesce(func.sum(sub.c.prompt_tokens), 0),
             func.coalesce(func.sum(sub.c.completion_tokens), 0),
             func.coalesce(func.sum(sub.c.cost_micro_usd), 0),
+            func.coalesce(func.sum(sub.c.cache_read_tokens), 0),
+            func.coalesce(func.sum(sub.c.cache_write_tokens), 0),
         )
     ).one()
     rows = session.scalars(query.order_by(UsageRow.created_at.desc(), UsageRow.id.desc()).limit(limit).offset(offset))
@@ -275,9 +277,11 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
             status=r.status,
             prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens,
+            cache_read_tokens=r.cache_read_tokens,
+            cache_write_tokens=r.cache_write_tokens,
             cost_micro_usd=r.cost_micro_usd,
             latency_ms=r.latency_ms,
         )
         for r in rows
     ]
-    return records, UsageTotals(int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]))
+    return records, UsageTotals(*(int(value) for value in totals))
