@@ -137,3 +137,16 @@ def test_own_password_changes_need_the_current_one(services):
     assert changed.session_version == user.session_version + 1
     with pytest.raises(InvalidRequest, match="no user"):
         users.change_own_password(team, PASSWORD, "another password")
+
+
+def test_passwords_are_argon2_hashes_checked_without_raising():
+    from outrider.services.passwords import check_new_password, hash_password
+
+    digest = hash_password(PASSWORD)
+    assert digest.startswith("$argon2id$") and PASSWORD not in digest
+    assert verify_password(digest, PASSWORD) and not verify_password(digest, PASSWORD + "!")
+    assert not verify_password(None, PASSWORD)  # no user: a dummy hash is verified, never a match
+    assert not verify_password("not a hash", PASSWORD) and not verify_password(digest, "lone \udc00 surrogate")
+    for bad in ("short", "x" * 1025, "tab\tinside", "lone \udc00 surrogate", None, 12345678):
+        with pytest.raises(InvalidRequest):
+            check_new_password(bad)
