@@ -203,6 +203,8 @@ def _final_dir(result: Any, out_dir: Path) -> Path | None:
     return None
 
 
+
+
 def _relative(path: Path, job_dir: Path) -> str:
     return os.path.relpath(Path(path).resolve(), job_dir.resolve())
 
