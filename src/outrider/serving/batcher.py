@@ -22,7 +22,7 @@ from outrider.backends.base import EncoderModel
 class _Job:
     texts: list[str]
     prepared: list[Any]
-    threshold: float
+    threshold: float | None  # None: the model's own defaults
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -44,7 +44,7 @@ class ExtractionBatcher:
         self._task: asyncio.Task | None = None
         self.passes = 0  # forward passes run (observable in tests and metrics)
 
-    async def extract(self, texts: list[str], prepared: list[Any], threshold: float) -> BatchOutput:
+    async def extract(self, texts: list[str], prepared: list[Any], threshold: float | None) -> BatchOutput:
         loop = asyncio.get_running_loop()
         job = _Job(texts, prepared, threshold, loop.create_future())
         self._queue.append(job)
@@ -79,7 +79,7 @@ class ExtractionBatcher:
 
     async def _run(self, batch: list[_Job]) -> None:
         # One pass per threshold value (the library takes one default threshold per call).
-        groups: dict[float, list[_Job]] = {}
+        groups: dict[float | None, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.threshold, []).append(job)
         loop = asyncio.get_running_loop()
@@ -101,5 +101,5 @@ class ExtractionBatcher:
                     job.future.set_result(BatchOutput(results[start:end], counts[start:end]))
                 start = end
 
-    def _forward(self, texts: list[str], prepared: list[Any], threshold: float) -> tuple[list[dict], list[int]]:
+    def _forward(self, texts: list[str], prepared: list[Any], threshold: float | None) -> tuple[list[dict], list[int]]:
         return self.model.extract(texts, prepared, threshold), self.model.count_tokens(texts)
