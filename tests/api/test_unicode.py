@@ -35,26 +35,47 @@ def post_raw(client, path, body, method="POST"):
 # (path, body, the field's location) for every JSON request body; each holds one lone surrogate.
 SURROGATE_BODIES = [
     ("/inference", {"model_id": DEMO, "text": "\ud800 Tim", "schema": SCHEMA}, ["text"]),
-    ("/inference", {"model_id": SMOL, "task": "generate", "messages": [{"role": "user", "content": "\udfff"}]},
-     ["messages", 0, "content"]),
-    ("/v1/chat/completions", {"model": SMOL, "messages": [{"role": "user", "content": "hi \udfff"}]},
-     ["messages", 0, "content"]),
-    ("/v1/chat/completions", {"model": SMOL, "messages": [{"role": "user", "content": [{"type": "text",
-     "text": "a\ud83d"}]}]}, ["messages", 0, "content", 0, "text"]),
+    (
+        "/inference",
+        {"model_id": SMOL, "task": "generate", "messages": [{"role": "user", "content": "\udfff"}]},
+        ["messages", 0, "content"],
+    ),
+    (
+        "/v1/chat/completions",
+        {"model": SMOL, "messages": [{"role": "user", "content": "hi \udfff"}]},
+        ["messages", 0, "content"],
+    ),
+    (
+        "/v1/chat/completions",
+        {"model": SMOL, "messages": [{"role": "user", "content": [{"type": "text", "text": "a\ud83d"}]}]},
+        ["messages", 0, "content", 0, "text"],
+    ),
     ("/v1/completions", {"model": SMOL, "prompt": "\ud800", "max_tokens": 2}, ["prompt"]),
     ("/v1/responses", {"model": SMOL, "input": "x\udc00y"}, ["input"]),
-    ("/v1/messages", {"model": SMOL, "max_tokens": 2, "messages": [{"role": "user", "content": "\ud800"}]},
-     ["messages", 0, "content"]),
+    (
+        "/v1/messages",
+        {"model": SMOL, "max_tokens": 2, "messages": [{"role": "user", "content": "\ud800"}]},
+        ["messages", 0, "content"],
+    ),
     ("/v1/messages", {"model": SMOL, "max_tokens": 2, "system": "\udbff", "messages": []}, ["system"]),
-    ("/inferences/inf_unknown/feedback", {"verdict": "incorrect", "corrected_output": {"a": ["\ud800"]}},
-     ["corrected_output", "a", 0]),
+    (
+        "/inferences/inf_unknown/feedback",
+        {"verdict": "incorrect", "corrected_output": {"a": ["\ud800"]}},
+        ["corrected_output", "a", 0],
+    ),
     ("/keys", {"name": "k", "model_pool": [DEMO, "\ud800"]}, ["model_pool", 1]),
-    ("/felix/training-jobs", {"model_name": "m", "base_model": DEMO, "datasets": [{"name": "\ud800"}]},
-     ["datasets", 0, "name"]),
+    (
+        "/felix/training-jobs",
+        {"model_name": "m", "base_model": DEMO, "datasets": [{"name": "\ud800"}]},
+        ["datasets", 0, "name"],
+    ),
     ("/generate", {"task_type": "ner", "dataset_name": "d", "num_examples": 1, "labels": ["\ud800"]}, ["labels", 0]),
     ("/generate/ner/label-existing", {"labels": ["person"], "inputs": ["ok", "\udfff"]}, ["inputs", 1]),
-    ("/inference", {"model_id": DEMO, "text": "Tim", "schema": {"entities": {"k\ud800": "a description"}}},
-     ["schema", "entities", f"k{REPLACEMENT}"]),  # a key is named repaired: the error itself must render
+    (
+        "/inference",
+        {"model_id": DEMO, "text": "Tim", "schema": {"entities": {"k\ud800": "a description"}}},
+        ["schema", "entities", f"k{REPLACEMENT}"],
+    ),  # a key is named repaired: the error itself must render
 ]
 
 

@@ -28,8 +28,9 @@ class EncoderModel(Protocol):
     def prepare(self, schema: ExtractionSchema) -> Any:
         """Validate and compile a schema for this model; raise ``InvalidSchema`` when it cannot."""
 
-    def extract(self, texts: list[str], prepared: list[Any], threshold: float) -> list[dict]:
-        """Extract from each text with its prepared schema. Results keep confidences and spans."""
+    def extract(self, texts: list[str], prepared: list[Any], threshold: float | None) -> list[dict]:
+        """Extract from each text with its prepared schema. Results keep confidences and spans. ``threshold``
+        None means the model's own defaults (a fine-tune's calibrated per-type thresholds, else 0.5)."""
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text under the model's tokenizer."""

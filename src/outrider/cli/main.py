@@ -169,7 +169,9 @@ def infer(
     schema: str | None = typer.Option(None, "--schema", "-s", help="Full schema as JSON."),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Generate from this prompt (decoders)."),
     max_tokens: int = typer.Option(128, help="Most tokens to generate."),
-    threshold: float = typer.Option(0.5, help="Extraction threshold."),
+    threshold: float | None = typer.Option(
+        None, help="Extraction threshold (default: the model's, a fine-tune's calibrated per-type thresholds)."
+    ),
     url: str = typer.Option("http://127.0.0.1:8000", envvar="OUTRIDER_URL", help="Server URL."),
     api_key: str = typer.Option(..., envvar="OUTRIDER_API_KEY", help="API key (or OUTRIDER_API_KEY)."),
 ) -> None:
@@ -190,7 +192,9 @@ def infer(
             typer.secho("extraction needs --text and --entities or --schema (or use --prompt)", fg="red", err=True)
             raise typer.Exit(2)
         parsed = json.loads(schema) if schema else {"entities": [e.strip() for e in entities.split(",")]}
-        body = {"model_id": model, "text": text, "schema": parsed, "threshold": threshold, "include_confidence": True}
+        body = {"model_id": model, "text": text, "schema": parsed, "include_confidence": True}
+        if threshold is not None:
+            body["threshold"] = threshold
     response = httpx.post(f"{url.rstrip('/')}/inference", json=body, headers={"X-API-Key": api_key}, timeout=600)
     typer.echo(json.dumps(response.json(), indent=2))
     if response.status_code >= 400:

@@ -24,7 +24,7 @@ from outrider.backends.base import EncoderModel
 class _Job:
     texts: list[str]
     prepared: list[Any]
-    threshold: float
+    threshold: float | None  # None: the model's own defaults
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
 
@@ -100,7 +100,7 @@ class ExtractionBatcher(MicroBatchQueue[_Job]):
         self.model = model
         self.executor = executor
 
-    async def extract(self, texts: list[str], prepared: list[Any], threshold: float) -> BatchOutput:
+    async def extract(self, texts: list[str], prepared: list[Any], threshold: float | None) -> BatchOutput:
         job = _Job(texts, prepared, threshold, asyncio.get_running_loop().create_future())
         self._submit(job)
         return await job.future
@@ -119,7 +119,7 @@ class ExtractionBatcher(MicroBatchQueue[_Job]):
 
     async def _run(self, batch: list[_Job]) -> None:
         # One pass per threshold value (the library takes one default threshold per call).
-        groups: dict[float, list[_Job]] = {}
+        groups: dict[float | None, list[_Job]] = {}
         for job in batch:
             groups.setdefault(job.threshold, []).append(job)
         loop = asyncio.get_running_loop()
@@ -143,5 +143,5 @@ class ExtractionBatcher(MicroBatchQueue[_Job]):
                     job.future.set_result(BatchOutput(results[start:end], counts[start:end]))
                 start = end
 
-    def _forward(self, texts: list[str], prepared: list[Any], threshold: float) -> tuple[list[dict], list[int]]:
+    def _forward(self, texts: list[str], prepared: list[Any], threshold: float | None) -> tuple[list[dict], list[int]]:
         return self.model.extract(texts, prepared, threshold), self.model.count_tokens(texts)

@@ -60,4 +60,3 @@ if threshold is not None:
     model.boundary_settings = dataclasses.replace(model.boundary_settings, abstention_threshold=threshold)
 print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))
 """
-

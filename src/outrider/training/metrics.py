@@ -121,8 +121,8 @@ def structure_names(records: Iterable[dict[str, Any]]) -> set[str]:
     return {name for r in records for s in r["output"].get("json_structures") or [] for name in s}
 
 
-def extraction_metrics(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Micro-averaged span-level exact-match figures over entities, structure fields and relations."""
+def extraction_tallies(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> TallyBook:
+    """True and false positives and false negatives per label (entity type, structure field, relation)."""
     _same_length(records, predictions)
     structures = structure_names(records)
     book = TallyBook()
@@ -135,6 +135,12 @@ def extraction_metrics(records: list[dict[str, Any]], predictions: list[dict[str
             tally.tp += hit
             tally.fp += predicted[unit] - hit
             tally.fn += gold[unit] - hit
+    return book
+
+
+def extraction_metrics(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Micro-averaged span-level exact-match figures over entities, structure fields and relations."""
+    book = extraction_tallies(records, predictions)
     return {
         **{k: v for k, v in book.total().figures().items() if k != "support"},
         "support": book.total().tp + book.total().fn,

@@ -31,7 +31,8 @@ class InferenceRequest(CheckedBody):
     model_id: str = Field(min_length=1, max_length=300)
     text: str | list[str] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # None: the model's calibrated per-type thresholds (fine-tunes), else 0.5
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
     include_confidence: bool = False
     include_spans: bool = False
     task: Literal["extract", "generate"] | None = None
