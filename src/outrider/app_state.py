@@ -23,6 +23,7 @@ from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
 from outrider.services.labeling import LabelingService
+from outrider.services.overview import OverviewService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.services.routing import RoutingService
@@ -57,6 +58,7 @@ class Services:
     executor: ThreadPoolExecutor
     upstreams: UpstreamProviders
     routing: RoutingService
+    overview: OverviewService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -134,4 +136,5 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
+        overview=OverviewService(db, billing),
     )

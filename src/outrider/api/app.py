@@ -22,6 +22,7 @@ from outrider.api.training.routes import router as training_router
 from outrider.app_state import Services, build_services
 from outrider.config import Settings
 from outrider.jobs.worker import start_embedded_worker
+from outrider.ui import install_ui
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(generate_router)
     app.include_router(training_router)
+    install_ui(app)  # the dashboard under /ui/ (hidden from the OpenAPI schema)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict:

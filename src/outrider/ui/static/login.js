@@ -1,0 +1,8 @@
+"use strict";
+Outrider.onSubmit(document.getElementById("login-form"), "login-error", async () => {
+  const login = document.getElementById("login-name").value.trim();
+  const password = document.getElementById("login-password").value;
+  if (!login || !password) throw new Error("enter your username (or email) and password");
+  await Outrider.json("POST", "/auth/login", { username: login, password });
+  window.location.assign("/ui/");
+});
