@@ -256,7 +256,7 @@ def test_overview_models_and_the_phone_layout(page, shots):
     page.locator('.badge.health[data-model="demo-extractor"]', has_text="ready").wait_for()
     snap(page, shots, "models")
     page.set_viewport_size(PHONE)
-    for path in ("/ui/", "/ui/keys", "/ui/playground", "/ui/history", "/ui/usage", "/ui/models", "/ui/datasets"):
+    for path in ("/ui/", "/ui/keys", "/ui/history", "/ui/usage", "/ui/models", "/ui/datasets", "/ui/playground"):
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
     snap(page, shots, "phone-playground")

@@ -72,6 +72,7 @@ def serve(
         )
         typer.echo(services.bootstrap.password)
     typer.secho(f"Outrider on http://{settings.host}:{settings.port}  (data: {settings.data_dir.resolve()})", err=True)
+    typer.secho(f"Dashboard: http://{settings.host}:{settings.port}/ui/  (sign in as 'admin')", err=True)
     uvicorn.run(
         create_app(settings, services),
         host=settings.host,

@@ -65,12 +65,17 @@ class OverviewService:
         account_id = principal.account.id
         balance = self.billing.balance(principal)
         with self.db.session() as s:
-            totals = q.window_totals(s, account_id, since, until)
+            series = q.bucket_totals(s, account_id, edges)
+            totals = q.WindowTotals(
+                requests=sum(b.requests for b in series),
+                errors=sum(b.errors for b in series),
+                cost_micro_usd=sum(b.cost_micro_usd for b in series),
+                tokens=sum(b.tokens for b in series),
+            )
             p50, p95 = (
                 q.latency_percentile(s, account_id, since, until, count=totals.requests, fraction=f)
                 for f in (0.5, 0.95)
             )
-            series = q.bucket_totals(s, account_id, edges)
         return Overview(
             period=period,
             since=since,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
+import tempfile
 from collections.abc import Iterator
+from typing import IO
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -23,7 +24,8 @@ from .render import Filters, ListFilters, PageNo, page, pager, query_with, templ
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 USAGE_PAGE = 50
-CSV_BATCH = 500
+CSV_SPOOL_BYTES = 8 * 1024 * 1024
+CSV_CHUNK_CHARS = 64 * 1024
 CSV_COLUMNS = [
     "created_at",
     "id",
@@ -102,43 +104,49 @@ async def usage(request: Request, who: PageUser, svc: ServicesDep, f: ListFilter
     )
 
 
-def _usage_csv(svc, who: Principal, filters: dict) -> Iterator[str]:
-    out = io.StringIO()
+def _write_usage_csv(svc, who: Principal, filters: dict, out: IO[str]) -> None:
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    offset = 0
-    while True:
-        rows, _ = svc.billing.usage(who, limit=CSV_BATCH, offset=offset, **filters)
-        for r in rows:
-            writer.writerow(
-                [
-                    r.created_at.isoformat(),
-                    r.id,
-                    r.inference_id or "",
-                    r.api_key_id or "",
-                    r.surface,
-                    r.model_id,
-                    r.model_used,
-                    r.task,
-                    r.status,
-                    r.prompt_tokens,
-                    r.completion_tokens,
-                    f"{r.cost_micro_usd / MICRO_USD:.6f}",
-                    r.latency_ms,
-                ]
-            )
-        yield out.getvalue()
-        out.seek(0)
-        out.truncate()
-        if len(rows) < CSV_BATCH:
-            return
-        offset += CSV_BATCH
+    for rows in svc.billing.usage_batches(who, **filters):
+        writer.writerows(
+            [
+                r.created_at.isoformat(),
+                r.id,
+                r.inference_id or "",
+                r.api_key_id or "",
+                r.surface,
+                r.model_id,
+                r.model_used,
+                r.task,
+                r.status,
+                r.prompt_tokens,
+                r.completion_tokens,
+                f"{r.cost_micro_usd / MICRO_USD:.6f}",
+                r.latency_ms,
+            ]
+            for r in rows
+        )
+
+
+def _chunks(spool: IO[str]) -> Iterator[str]:
+    with spool:
+        spool.seek(0)
+        while chunk := spool.read(CSV_CHUNK_CHARS):
+            yield chunk
 
 
 @router.get("/usage.csv")
 async def usage_csv(who: PageUser, svc: ServicesDep, f: ListFilters) -> StreamingResponse:
+    """Every matching row: written on one thread from one read (to memory, or to disk past a few MB), then
+    streamed."""
+    spool = tempfile.SpooledTemporaryFile(max_size=CSV_SPOOL_BYTES, mode="w+", newline="")  # noqa: SIM115 (closed by _chunks)
+    try:
+        await asyncio.to_thread(_write_usage_csv, svc, who, _usage_filters(f), spool)
+    except BaseException:
+        spool.close()
+        raise
     return StreamingResponse(
-        _usage_csv(svc, who, _usage_filters(f)),  # a sync iterator: Starlette runs it in a thread
+        _chunks(spool),  # a sync iterator: Starlette runs it in a thread
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
     )
