@@ -38,6 +38,8 @@ def test_every_page_without_a_session_redirects_to_sign_in_even_with_a_key(serve
 def test_the_sign_in_page_and_static_files_need_no_session(server):
     login = httpx.get(server.url + "/ui/login")
     assert login.status_code == 200 and 'id="login-form"' in login.text and 'for="login-password"' in login.text
+    assert "frame-ancestors 'none'" in login.headers["content-security-policy"]
+    assert login.headers["x-frame-options"] == "DENY"
     script = httpx.get(server.url + "/ui/static/vendor/uplot/uPlot.iife.min.js")
     assert script.status_code == 200 and "uPlot" in script.text
     assert httpx.get(server.url + "/ui/static/vendor/uplot/LICENSE").status_code == 200
@@ -59,7 +61,10 @@ def test_pages_show_the_accounts_own_keys_escaped(owner, admin):
     client, _ = owner
     created = client.post("/keys", json={"name": "<script>alert(1)</script>"})
     assert created.status_code == 201, created.text
-    page = client.get("/ui/keys").text
+    response = client.get("/ui/keys")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"  # a page with key prefixes is not cached
+    page = response.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
     assert created.json()["prefix"] in page and created.json()["key"] not in page
     admin_keys = admin.get("/keys").json()["keys"]

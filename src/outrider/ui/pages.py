@@ -19,7 +19,7 @@ from outrider.services.accounts import Principal
 from outrider.services.overview import PERIODS
 
 from .auth import PageUser
-from .render import Filters, ListFilters, PageNo, page, pager, query_with, templates
+from .render import Filters, ListFilters, PageNo, page, pager, query_with, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -45,7 +45,7 @@ CSV_COLUMNS = [
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "login.html", {})
+    return render(request, "login.html", {})
 
 
 @router.get("", include_in_schema=False)
