@@ -97,6 +97,8 @@ def test_usage_page_and_csv_agree_with_the_usage_api(server, owner):
     assert sum(float(r["cost_usd"]) for r in rows) == pytest.approx(api["totals"]["cost_usd"])
     page = client.get("/ui/usage").text
     assert 'id="usage-requests">2<' in page
+    balance = client.get("/credits").json()["balance_usd"]
+    assert f'id="credit-balance">${balance:,.6f}'.rstrip("0") in page and "+$10.00" in page  # the grant
     assert client.get("/ui/usage.csv", params={"model_id": "nothing"}).text.count("\n") == 1
     overview = client.get("/ui/", params={"period": "day"}).text
     assert 'id="stat-requests">2<' in overview

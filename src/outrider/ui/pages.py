@@ -24,6 +24,7 @@ from .render import Filters, ListFilters, PageNo, page, pager, query_with, rende
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 USAGE_PAGE = 50
+TRANSACTIONS_SHOWN = 10
 CSV_SPOOL_BYTES = 8 * 1024 * 1024
 CSV_CHUNK_CHARS = 64 * 1024
 CSV_COLUMNS = [
@@ -89,6 +90,10 @@ def _usage_filters(f: Filters) -> dict:
 async def usage(request: Request, who: PageUser, svc: ServicesDep, f: ListFilters, page_no: PageNo = 1) -> HTMLResponse:
     offset = (page_no - 1) * USAGE_PAGE
     rows, totals = await asyncio.to_thread(svc.billing.usage, who, limit=USAGE_PAGE, offset=offset, **_usage_filters(f))
+    balance = await asyncio.to_thread(svc.billing.balance, who)
+    transactions, transaction_count = await asyncio.to_thread(
+        svc.billing.transactions, who, kind=None, limit=TRANSACTIONS_SHOWN, offset=0
+    )
     return page(
         request,
         who,
@@ -100,6 +105,9 @@ async def usage(request: Request, who: PageUser, svc: ServicesDep, f: ListFilter
         micro=MICRO_USD,
         params=f.params,
         csv_query=query_with(f.params),
+        balance=balance,
+        transactions=transactions,
+        transaction_count=transaction_count,
         **pager(f.params, page_no, totals.requests, USAGE_PAGE),
     )
 

@@ -30,9 +30,11 @@ NAV = [
 
 
 def usd(value: float | None) -> str:
+    """Dollars to the micro-dollar (costs are often fractions of a cent), at least to the cent."""
     if value is None:
         return "-"
-    return f"${value:,.6f}".rstrip("0").rstrip(".") if value < 1 else f"${value:,.2f}"
+    whole, _, cents = f"{value:,.6f}".rstrip("0").partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
 
 
 def when(value: datetime | None) -> str:

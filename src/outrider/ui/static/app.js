@@ -125,7 +125,8 @@ const Outrider = (() => {
 
   function usd(value) {
     if (value === null || value === undefined) return "-";
-    return value < 1 ? `$${value.toFixed(6).replace(/0+$/, "").replace(/\.$/, "")}` : `$${value.toFixed(2)}`;
+    const [whole, cents] = value.toFixed(6).replace(/0+$/, "").split(".");
+    return `$${whole}.${(cents || "").padEnd(2, "0")}`;
   }
 
   const signOut = document.getElementById("sign-out");
