@@ -13,7 +13,8 @@ from fastapi import Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from outrider.services.accounts import Principal
+from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
+from outrider.services.accounts import OPTIMIZE_MODES, Principal
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -52,6 +53,12 @@ def percent(value: float | None) -> str:
 
 
 templates.env.filters.update(usd=usd, when=when, ms=ms, percent=percent)
+# Choices the forms offer, from the code that checks them.
+MODE_NAMES = {"balanced": "Balanced", "quality": "Best quality", "cost": "Cheapest", "latency": "Fastest"}
+templates.env.globals.update(
+    dataset_task_types=DATASET_TASK_TYPES,
+    optimize_modes=[(mode, MODE_NAMES.get(mode, mode)) for mode in OPTIMIZE_MODES],
+)
 
 # Pages load only their own scripts and styles, call only this server, and are never framed (clickjacking).
 PAGE_HEADERS = {
