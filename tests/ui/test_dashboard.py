@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -73,8 +74,8 @@ def snap(page, shots: Path, name: str) -> None:
 
 
 def test_a_page_without_a_session_sends_to_sign_in_and_a_wrong_password_is_shown(page, shots):
-    page.goto("/ui/keys")
-    assert page.url.endswith("/ui/login")
+    page.goto("/ui/keys?x=1")
+    assert page.url.endswith("/ui/login?next=%2Fui%2Fkeys%3Fx%3D1")
     page.get_by_label("Username or email").fill("admin")
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
@@ -82,12 +83,31 @@ def test_a_page_without_a_session_sends_to_sign_in_and_a_wrong_password_is_shown
     snap(page, shots, "login")
 
 
-def test_sign_in_lands_on_the_overview(page):
+def test_sign_in_returns_to_the_page_asked_for(page):
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/ui/keys\?x=1$"))
+    assert page.locator("h1").inner_text() == "API keys"
+    assert "admin · owner" in page.locator(".whoami").inner_text()
+    page.goto("/ui/login")  # already signed in: on to the overview
+    assert page.url.endswith("/ui/") and page.locator("h1").inner_text() == "Overview"
+
+
+def test_the_sign_in_page_never_sends_to_another_site(page, dash):
+    page.context.clear_cookies()
+    for target in ("https://example.org/", "//example.org/ui/", "/ui//example.org"):
+        page.goto("/ui/login?" + urlencode({"next": target}))
+        page.get_by_label("Username or email").fill("admin")
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(re.compile(r"/ui/$"))
+        assert page.url == f"{dash.url}/ui/", target
+        page.context.clear_cookies()
+    page.goto("/ui/login")
+    page.get_by_label("Username or email").fill("admin")
     page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/ui/$"))
-    assert page.locator("h1").inner_text() == "Overview"
-    assert "admin · owner" in page.locator(".whoami").inner_text()
 
 
 def test_a_new_key_is_shown_once_works_and_is_revoked_after_confirmation(page, dash, shots):
@@ -275,7 +295,7 @@ def test_keyboard_reaches_the_navigation_and_sign_out_lands_on_sign_in(page, sho
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/ui/login$"))
     page.goto("/ui/history")
-    assert page.url.endswith("/ui/login")
+    assert page.url.endswith("/ui/login?next=%2Fui%2Fhistory")
 
 
 def test_no_page_logged_a_script_error_or_a_content_security_policy_violation(page):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -32,7 +33,8 @@ def owner(server, admin):
 def test_every_page_without_a_session_redirects_to_sign_in_even_with_a_key(server, path):
     for headers in ({}, {"X-API-Key": ADMIN_KEY}):
         response = httpx.get(server.url + path, headers=headers, follow_redirects=False)
-        assert response.status_code == 303 and response.headers["location"] == "/ui/login", path
+        assert response.status_code == 303, path
+        assert response.headers["location"] == "/ui/login?" + urlencode({"next": path}), path
 
 
 def test_the_sign_in_page_and_static_files_need_no_session(server):
@@ -53,8 +55,15 @@ def test_an_ended_session_redirects_and_clears_its_cookies(server, admin):
     assert client.post("/auth/logout").status_code == 204
     with httpx.Client(base_url=server.url, cookies=stale) as replay:
         response = replay.get("/ui/keys", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/ui/login"
+    assert response.status_code == 303 and response.headers["location"] == "/ui/login?next=%2Fui%2Fkeys"
     assert any(c.startswith("outrider_session=") and "Max-Age=0" in c for c in response.headers.get_list("set-cookie"))
+
+
+def test_the_sign_in_page_sends_someone_signed_in_to_the_overview(owner):
+    client, _ = owner
+    response = client.get("/ui/login", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/ui/"
+    assert client.get("/ui/usage", params={"since": "2026-01-01"}).status_code == 200
 
 
 def test_pages_show_the_accounts_own_keys_escaped(owner, admin):

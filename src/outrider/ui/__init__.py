@@ -4,6 +4,7 @@ script layer that calls the JSON API with the session cookie and its CSRF header
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -17,8 +18,10 @@ from .work_pages import router as work_router
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-async def _to_sign_in(_request: Request, _exc: Exception) -> RedirectResponse:
-    return RedirectResponse(LOGIN_PATH, status_code=303)
+async def _to_sign_in(request: Request, _exc: Exception) -> RedirectResponse:
+    """To the sign-in page, which returns to the page asked for once signed in (a path of this site only)."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"{LOGIN_PATH}?{urlencode({'next': wanted})}", status_code=303)
 
 
 def install_ui(app: FastAPI) -> None:

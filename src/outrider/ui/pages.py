@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from outrider.api.deps import ServicesDep
 from outrider.core.errors import OutriderError
@@ -18,7 +18,7 @@ from outrider.core.usage import MICRO_USD
 from outrider.services.accounts import Principal
 from outrider.services.overview import PERIODS
 
-from .auth import PageUser
+from .auth import PageUser, SignInRequired, page_principal
 from .render import Filters, ListFilters, PageNo, page, pager, query_with, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -45,8 +45,13 @@ CSV_COLUMNS = [
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", {})
+async def login_page(request: Request, svc: ServicesDep) -> Response:
+    """The sign-in form; someone already signed in goes on to the overview."""
+    try:
+        await page_principal(request, svc)
+    except SignInRequired:
+        return render(request, "login.html", {})
+    return RedirectResponse("/ui/", status_code=303)
 
 
 @router.get("", include_in_schema=False)
