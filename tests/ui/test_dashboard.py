@@ -29,7 +29,12 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
-def dash(tmp_path_factory, base_models_dir, demo_model_dir):
+def chromium() -> Path:
+    return require_chromium()  # before anything is started: skipped (or failed under CI) at once
+
+
+@pytest.fixture(scope="module")
+def dash(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
     settings = make_settings(
         tmp_path_factory.mktemp("dashboard"),
         base_models_dir,
@@ -51,8 +56,7 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(dash) -> Iterator:
-    chromium = require_chromium()
+def page(chromium, dash) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
