@@ -26,6 +26,7 @@ from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
 from outrider.services.labeling import LabelingService
 from outrider.services.monitoring import MonitoringService
+from outrider.services.overview import OverviewService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.services.routing import RoutingService
@@ -63,6 +64,7 @@ class Services:
     routing: RoutingService
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
+    overview: OverviewService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -146,4 +148,5 @@ def build_services(settings: Settings) -> Services:
         routing=routing,
         metrics=metrics,
         monitoring=MonitoringService(settings, metrics, db, registry, jobs),
+        overview=OverviewService(db, billing),
     )

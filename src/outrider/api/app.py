@@ -24,6 +24,7 @@ from outrider.api.training.routes import router as training_router
 from outrider.app_state import Services, build_services
 from outrider.config import Settings
 from outrider.jobs.worker import start_embedded_worker
+from outrider.ui import install_ui
 
 log = logging.getLogger(__name__)
 
@@ -76,4 +77,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(generate_router)
     app.include_router(training_router)
     app.include_router(meta_router)
+    install_ui(app)  # the dashboard under /ui/ (hidden from the OpenAPI schema)
     return app

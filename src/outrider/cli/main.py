@@ -74,6 +74,7 @@ def serve(
         log.warning("its owner user 'admin' signs in with the password on standard output: store it now")
         typer.echo(services.bootstrap.password)
     log.info("Outrider on http://%s:%s (data: %s)", settings.host, settings.port, settings.data_dir.resolve())
+    log.info("dashboard: http://%s:%s/ui/ (sign in as 'admin')", settings.host, settings.port)
     uvicorn.run(
         create_app(settings, services),
         host=settings.host,

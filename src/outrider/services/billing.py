@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -221,6 +221,15 @@ class BillingService:
         )
         with self.db.session() as s:
             return q.list_usage(s, usage_filter, limit=limit, offset=offset)
+
+    def usage_batches(
+        self, principal: Principal, *, batch: int = 5_000, **filters: str | datetime | None
+    ) -> Iterator[list[UsageRecord]]:
+        """Every usage record matching ``filters`` (those of ``usage``), newest first, in batches from one read
+        (for exports of any size). Consume it on one thread: the read stays open until the last batch."""
+        usage_filter = q.UsageFilter(account_id=principal.account.id, **filters)  # type: ignore[arg-type]
+        with self.db.session() as s:
+            yield from q.iter_usage(s, usage_filter, batch=batch)
 
     def charge_job(self, account_id: str, job_id: str, amount: int, *, kind: str, description: str) -> bool:
         """Meter a running job; False when the balance ran out (the job should stop cleanly)."""

@@ -12,6 +12,7 @@ Each change of the balance writes a ``credit_transactions`` row carrying the bal
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -263,25 +264,41 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
         )
     ).one()
     rows = session.scalars(query.order_by(UsageRow.created_at.desc(), UsageRow.id.desc()).limit(limit).offset(offset))
-    records = [
-        UsageRecord(
-            id=r.id,
-            created_at=as_utc(r.created_at),
-            account_id=r.account_id,
-            api_key_id=r.api_key_id,
-            inference_id=r.inference_id,
-            surface=r.surface,
-            model_id=r.model_id,
-            model_used=r.model_used,
-            task=r.task,
-            status=r.status,
-            prompt_tokens=r.prompt_tokens,
-            completion_tokens=r.completion_tokens,
-            cache_read_tokens=r.cache_read_tokens,
-            cache_write_tokens=r.cache_write_tokens,
-            cost_micro_usd=r.cost_micro_usd,
-            latency_ms=r.latency_ms,
-        )
-        for r in rows
-    ]
+    records = [_usage_record(r) for r in rows]
     return records, UsageTotals(*(int(value) for value in totals))
+
+
+def iter_usage(session: Session, f: UsageFilter, *, batch: int) -> Iterator[list[UsageRecord]]:
+    """Every matching record, newest first, in batches read from one query as they are consumed (for exports
+    of any size: no offset rescans). Plain rows, not ORM objects: building 100,000 entities took most of an
+    export's time. The session must stay open, and on one thread, while it is consumed."""
+    columns = UsageRow.__table__.c
+    query = (
+        _filtered(f)
+        .with_only_columns(*columns)
+        .order_by(UsageRow.created_at.desc(), UsageRow.id.desc())
+        .execution_options(yield_per=batch)
+    )
+    for rows in session.execute(query).partitions():
+        yield [UsageRecord(**{**row._mapping, "created_at": as_utc(row.created_at)}) for row in rows]
+
+
+def _usage_record(r: UsageRow) -> UsageRecord:
+    return UsageRecord(
+        id=r.id,
+        created_at=as_utc(r.created_at),
+        account_id=r.account_id,
+        api_key_id=r.api_key_id,
+        inference_id=r.inference_id,
+        surface=r.surface,
+        model_id=r.model_id,
+        model_used=r.model_used,
+        task=r.task,
+        status=r.status,
+        prompt_tokens=r.prompt_tokens,
+        completion_tokens=r.completion_tokens,
+        cache_read_tokens=r.cache_read_tokens,
+        cache_write_tokens=r.cache_write_tokens,
+        cost_micro_usd=r.cost_micro_usd,
+        latency_ms=r.latency_ms,
+    )
