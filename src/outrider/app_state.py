@@ -18,6 +18,7 @@ from outrider.services.billing import BillingService, usd_to_micro
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
+from outrider.services.deployments import DeploymentService
 from outrider.services.extraction import ExtractionService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
@@ -57,6 +58,7 @@ class Services:
     executor: ThreadPoolExecutor
     upstreams: UpstreamProviders
     routing: RoutingService
+    deployments: DeploymentService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -134,4 +136,5 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
+        deployments=DeploymentService(db, catalog),
     )

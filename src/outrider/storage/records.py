@@ -219,3 +219,27 @@ class TrainingCheckpoint:
     metrics: dict[str, Any]
     path: str  # relative to DATA_DIR/training
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    version: int
+    action: str  # create | switch | rollback
+    target: str
+    previous_target: str | None
+    actor_id: str | None
+    actor_name: str
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    account_id: str
+    name: str
+    target: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    history: tuple[DeploymentEvent, ...] = ()  # newest first
