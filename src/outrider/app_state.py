@@ -20,6 +20,7 @@ from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
 from outrider.services.deployments import DeploymentService
 from outrider.services.extraction import ExtractionService
+from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
@@ -59,6 +60,7 @@ class Services:
     upstreams: UpstreamProviders
     routing: RoutingService
     deployments: DeploymentService
+    feedback_data: FeedbackDataService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -137,4 +139,5 @@ def build_services(settings: Settings) -> Services:
         upstreams=upstreams,
         routing=routing,
         deployments=DeploymentService(db, catalog),
+        feedback_data=FeedbackDataService(db, datasets),
     )

@@ -18,6 +18,7 @@ from .schemas import (
     BaseModelList,
     FeedbackIn,
     FeedbackOut,
+    HumanVerdict,
     InferenceListOut,
     InferenceRecordOut,
     InferenceRequest,
@@ -85,6 +86,9 @@ async def list_inferences(
     until: datetime | None = None,
     min_latency_ms: float | None = Query(None, ge=0),
     max_latency_ms: float | None = Query(None, ge=0),
+    human_verdict: HumanVerdict | None = Query(
+        None, description="correct, incorrect, reviewed (either) or unreviewed (no feedback yet)."
+    ),
 ) -> InferenceListOut:
     f = InferenceFilter(
         account_id=who.account.id,
@@ -97,6 +101,7 @@ async def list_inferences(
         until=until,
         min_latency_ms=min_latency_ms,
         max_latency_ms=max_latency_ms,
+        human_verdict=human_verdict,
     )
     records, total = await svc.history.list(f, limit=limit, offset=offset)
     return InferenceListOut(inferences=[conv.record_out(r) for r in records], total=total, limit=limit, offset=offset)

@@ -124,6 +124,9 @@ class ModelHealth(BaseModel):
     runtime: str | None = None
 
 
+HumanVerdict = Literal["correct", "incorrect", "reviewed", "unreviewed"]  # the history filter
+
+
 class FeedbackIn(CheckedBody):
     model_config = ConfigDict(extra="forbid")
     verdict: Literal["correct", "incorrect"]

@@ -27,6 +27,11 @@ class InferenceFilter:
     min_latency_ms: float | None = None
     max_latency_ms: float | None = None
     status: str | None = None
+    # correct | incorrect: that human verdict; reviewed: either; unreviewed: no feedback yet
+    human_verdict: str | None = None
+
+
+HUMAN_VERDICTS = ("correct", "incorrect", "reviewed", "unreviewed")
 
 
 def _feedback(row: FeedbackRow | None) -> Feedback | None:
@@ -112,6 +117,12 @@ def _where(query: Any, f: InferenceFilter) -> Any:
         query = query.where(InferenceRow.latency_ms >= f.min_latency_ms)
     if f.max_latency_ms is not None:
         query = query.where(InferenceRow.latency_ms <= f.max_latency_ms)
+    if f.human_verdict is not None:
+        reviewed = select(FeedbackRow.inference_id).where(FeedbackRow.account_id == f.account_id)
+        if f.human_verdict in ("correct", "incorrect"):
+            reviewed = reviewed.where(FeedbackRow.verdict == f.human_verdict)
+        column = InferenceRow.id
+        query = query.where(column.not_in(reviewed) if f.human_verdict == "unreviewed" else column.in_(reviewed))
     return query
 
 
