@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.upstream import UpstreamProviders
 from outrider.config import Settings, prepare_data_dir
+from outrider.jobs.evaluation import EvaluationJobDeps
+from outrider.jobs.evaluation import register as register_evaluation_job
 from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
 from outrider.jobs.training import TrainingJobDeps
@@ -19,6 +21,7 @@ from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
 from outrider.services.deployments import DeploymentService
+from outrider.services.evaluations import EvaluationService
 from outrider.services.extraction import ExtractionService
 from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
@@ -61,6 +64,7 @@ class Services:
     routing: RoutingService
     deployments: DeploymentService
     feedback_data: FeedbackDataService
+    evaluations: EvaluationService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -116,6 +120,7 @@ def build_services(settings: Settings) -> Services:
         jobs.handlers, GenerationJobDeps(accounts=accounts, datasets=datasets, generation=generation)
     )
     register_training_job(jobs.handlers, TrainingJobDeps(settings=settings, training=training, billing=billing))
+    register_evaluation_job(jobs.handlers, EvaluationJobDeps(catalog=catalog, datasets=datasets))
     return Services(
         settings=settings,
         db=db,
@@ -140,4 +145,5 @@ def build_services(settings: Settings) -> Services:
         routing=routing,
         deployments=DeploymentService(db, catalog),
         feedback_data=FeedbackDataService(db, datasets),
+        evaluations=EvaluationService(catalog, datasets, jobs),
     )

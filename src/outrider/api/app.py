@@ -16,6 +16,7 @@ from outrider.api.data.datasets import router as datasets_router
 from outrider.api.data.generate import router as generate_router
 from outrider.api.deployments.routes import router as deployments_router
 from outrider.api.errors import install_error_handlers
+from outrider.api.evaluations.routes import router as evaluations_router
 from outrider.api.limits import BodySizeLimit, ResponseHeaders
 from outrider.api.native.routes import router as native_router
 from outrider.api.openai.routes import router as openai_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(generate_router)
     app.include_router(training_router)
     app.include_router(deployments_router)
+    app.include_router(evaluations_router)
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict:
