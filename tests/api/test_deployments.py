@@ -173,6 +173,10 @@ def test_bad_names_and_targets_are_refused(server, owner):
         == 422
     )
     assert client.get("/deployments/chained").status_code == 404
+    # As a training base_model, a name that is no deployment of this account is refused like an unknown id.
+    job = {"model_name": "m", "base_model": "@chained", "datasets": [{"name": "none"}]}
+    refused = client.post("/felix/training-jobs", json=job)
+    assert refused.status_code == 422 and "unknown deployment '@chained'" in refused.json()["detail"]
 
 
 def test_a_pooled_key_points_deployments_only_at_models_in_its_pool(server, owner):
