@@ -64,6 +64,10 @@ def test_corrections_and_confirmed_outputs_become_a_new_version(reviewed):
     assert client.get("/inferences", params={"human_verdict": "incorrect"}).json()["total"] == 3
     assert client.get("/inferences", params={"human_verdict": "reviewed"}).json()["total"] == 4
     assert client.get("/inferences", params={"human_verdict": "unreviewed"}).json()["total"] == 1
+    corrected = client.get(f"/inferences/{ids[1]}").json()
+    assert corrected["human_verdict"] == "incorrect" and corrected["human_feedback_at"] is not None
+    assert corrected["human_corrected_output"] == {"entities": {"person": ["Tim Cook"], "company": ["Apple"]}}
+    assert client.get(f"/inferences/{ids[4]}").json()["human_verdict"] is None
     out = build(client, "support", 201)
     assert out["base_version"] == 1 and out["version"]["version"] == 2 and out["version"]["source"] == "inferences"
     assert out["records"] == 4 and out["added"] == 2 and out["skipped_duplicates"] == 1

@@ -109,6 +109,10 @@ def record_out(record: Inference) -> InferenceRecordOut:
         usage=usage_out(Usage(record.prompt_tokens, record.completion_tokens, record.cost_micro_usd)),
         created_at=record.created_at,
         feedback=FeedbackOut(**feedback.__dict__) if feedback else None,
+        human_verdict=feedback.verdict if feedback else None,
+        human_corrected_output=feedback.corrected_output if feedback else None,
+        human_feedback_notes=feedback.notes if feedback else None,
+        human_feedback_at=feedback.updated_at if feedback else None,
         routing=record.routing,
     )
 

@@ -159,6 +159,11 @@ class InferenceRecordOut(BaseModel):
     usage: UsageOut
     created_at: datetime
     feedback: FeedbackOut | None
+    # The feedback again under Pioneer's history field names (null when nobody reviewed the record).
+    human_verdict: Literal["correct", "incorrect"] | None = None
+    human_corrected_output: Any = None
+    human_feedback_notes: str | None = None
+    human_feedback_at: datetime | None = None
     routing: dict[str, Any] | None = Field(None, description='The full routing decision, for model "auto" calls.')
 
 
