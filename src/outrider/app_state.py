@@ -27,6 +27,7 @@ from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
+from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
@@ -65,6 +66,7 @@ class Services:
     deployments: DeploymentService
     feedback_data: FeedbackDataService
     evaluations: EvaluationService
+    judging: JudgeService
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -146,4 +148,5 @@ def build_services(settings: Settings) -> Services:
         deployments=DeploymentService(db, catalog),
         feedback_data=FeedbackDataService(db, datasets),
         evaluations=EvaluationService(catalog, datasets, jobs),
+        judging=JudgeService(db, catalog, generation, history),
     )

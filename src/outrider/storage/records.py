@@ -58,6 +58,16 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    judge_model: str
+    verdict: str | None  # pass | fail | uncertain; None when the judge failed
+    score: float | None
+    reasoning: str | None
+    error: str | None
+    judged_at: datetime
+
+
+@dataclass(frozen=True)
 class Inference:
     id: str
     account_id: str
@@ -80,6 +90,7 @@ class Inference:
     routing: Any
     created_at: datetime
     feedback: Feedback | None = None
+    judgement: Judgement | None = None
 
 
 @dataclass(frozen=True)

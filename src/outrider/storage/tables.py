@@ -106,6 +106,22 @@ class FeedbackRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class JudgementRow(Base):
+    """An LLM judge's verdict on one inference record (Pioneer's ``llmaj_*`` fields). A judge that failed
+    leaves ``verdict`` null and says why in ``error``."""
+
+    __tablename__ = "inference_judgements"
+
+    inference_id: Mapped[str] = mapped_column(ForeignKey("inferences.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    judge_model: Mapped[str] = mapped_column(String(300))
+    verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pass | fail | uncertain
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    judged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CreditTransactionRow(Base):
     __tablename__ = "credit_transactions"
 

@@ -1,4 +1,5 @@
-"""Deployments: stable names (``@name``) pointing at a model id, with the history of their targets.
+"""Adaptive inference: deployments (stable names, ``@name``, pointing at a model id, with the history of their
+targets) and LLM-as-judge verdicts on inference records.
 
 Revision ID: 0006
 Revises: 0005
@@ -44,7 +45,21 @@ def upgrade() -> None:
         "ux_deployment_events_deployment_version", "deployment_events", ["deployment_id", "version"], unique=True
     )
 
+    op.create_table(
+        "inference_judgements",
+        sa.Column("inference_id", sa.String(40), sa.ForeignKey("inferences.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("account_id", sa.String(40), nullable=False),
+        sa.Column("judge_model", sa.String(300), nullable=False),
+        sa.Column("verdict", sa.String(20), nullable=True),
+        sa.Column("score", sa.Float, nullable=True),
+        sa.Column("reasoning", sa.Text, nullable=True),
+        sa.Column("error", sa.Text, nullable=True),
+        sa.Column("judged_at", TS, nullable=False),
+    )
+    op.create_index("ix_inference_judgements_account_id", "inference_judgements", ["account_id"])
+
 
 def downgrade() -> None:
+    op.drop_table("inference_judgements")
     op.drop_table("deployment_events")
     op.drop_table("deployments")
