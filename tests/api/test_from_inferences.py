@@ -146,3 +146,39 @@ def test_a_task_type_other_than_the_datasets_and_a_bad_name_are_refused(reviewed
     assert mismatch.status_code == 422 and "ner" in mismatch.json()["detail"]
     bad = client.post("/datasets/-bad/from-inferences", json={"task_type": "ner"})
     assert bad.status_code == 422
+
+
+def test_judge_passed_records_are_included_when_asked(server, admin):
+    from outrider.storage.queries import inferences as inferences_q
+
+    with server.client(new_account(admin, "from-judged")) as client:
+        ids = [infer(client, text) for text in TEXTS[:3]]
+        owner = server.services.accounts.authenticate(client.headers["X-API-Key"]).account.id
+        # Verdicts as a judge would leave them (what a judge says of a given output is the model's to decide).
+        with server.services.db.session() as s:
+            for inference_id, verdict, score in ((ids[0], "pass", 0.9), (ids[1], "pass", 0.4), (ids[2], "fail", 0.1)):
+                inferences_q.upsert_judgement(
+                    s,
+                    inference_id=inference_id,
+                    account_id=owner,
+                    judge_model="judge",
+                    verdict=verdict,
+                    score=score,
+                    reasoning=None,
+                    error=None,
+                )
+        assert build(client, "judged", 200, task_type="ner")["records"] == 0  # humans reviewed nothing
+        out = build(client, "judged", 201, task_type="ner", include_judge_passed=True, llmaj_score_min=0.5)
+        assert out["records"] == 1 and out["added"] == 1
+        [example] = client.get("/datasets/judged/versions/1/examples").json()["examples"]
+        assert example["metadata"] == {"inference_id": ids[0], "llmaj_verdict": "pass"}
+        assert build(client, "judged", 201, include_judge_passed=True)["added"] == 1  # the 0.4 one too, now
+        # A human verdict wins over the judge's.
+        feedback(client, ids[1], "incorrect", {"entities": {"person": ["Tim Cook"], "company": ["Apple"]}})
+        again = build(client, "judged-human", 201, task_type="ner", include_judge_passed=True)
+        assert again["records"] == 2
+        versions = client.get("/datasets/judged-human/versions/1/examples").json()["examples"]
+        assert {e["metadata"].get("human_verdict") or e["metadata"].get("llmaj_verdict") for e in versions} == {
+            "incorrect",
+            "pass",
+        }

@@ -41,6 +41,7 @@ def example_key(task_type: str, example: dict) -> str:
 
 
 def taught_output(verdict: str, output: Any, corrected: Any) -> Any:
+    """What a record teaches: the correction of an ``incorrect`` one, else (confirmed, judge-passed) its output."""
     return corrected if verdict == "incorrect" else output
 
 

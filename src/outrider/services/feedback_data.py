@@ -1,19 +1,20 @@
 """Corrections to data: inference records with human feedback appended to a dataset as a new version.
 
 ``build`` selects the account's successful records that a human reviewed (a history filter: model,
-project, verdict, time range), converts each to examples of the dataset's task type
-(``datasets/from_inferences.py``: corrections for ``incorrect`` verdicts, the output itself for ``correct``
-ones), skips examples whose input is already in the dataset (or earlier in the same build: the newest
-feedback wins), and stores the latest version's examples plus the new ones as the next version. Feedback
-that cannot become an example (a corrected entity that does not occur in its text) is reported with the
-record's id and the reason, never placed by a guess.
+project, verdict, time range) and, with ``include_judge_passed``, those the LLM judge passed that no human
+reviewed. It converts each to examples of the dataset's task type (``datasets/from_inferences.py``:
+corrections for ``incorrect`` verdicts, the output itself for ``correct`` and judge-passed ones), skips
+examples whose input is already in the dataset (or earlier in the same build: the newest feedback wins),
+and stores the latest version's examples plus the new ones as the next version. Feedback that cannot
+become an example (a corrected entity that does not occur in its text) is reported with the record's id
+and the reason, never placed by a guess.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from outrider.core.errors import Conflict, InvalidRequest, NotFound
@@ -39,6 +40,8 @@ class FeedbackFilter:
     since: datetime | None = None
     until: datetime | None = None
     max_records: int = MAX_RECORDS
+    include_judge_passed: bool = False  # also records the LLM judge passed that no human reviewed
+    llmaj_score_min: float | None = None  # of those judge-passed records
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,9 @@ class FeedbackDataService:
         unfit: list[tuple[str, str]] = []
         for record in records:
             feedback = record.feedback
-            assert feedback is not None  # the filter selects reviewed records only
-            taught = taught_output(feedback.verdict, record.output, feedback.corrected_output)
+            # A human's verdict wins; a record only the judge passed teaches its own output.
+            verdict = feedback.verdict if feedback is not None else "judge_pass"
+            taught = taught_output(verdict, record.output, feedback.corrected_output if feedback else None)
             try:
                 examples = convert_record(
                     task_type,
@@ -109,7 +113,8 @@ class FeedbackDataService:
                     duplicates += 1
                     continue
                 seen.add(key)
-                added.append({**example, "metadata": {"inference_id": record.id, "human_verdict": feedback.verdict}})
+                source = {"human_verdict": verdict} if feedback is not None else {"llmaj_verdict": "pass"}
+                added.append({**example, "metadata": {"inference_id": record.id, **source}})
         version = None
         if added:
             _, version = self.datasets.store_examples(account_id, name, task_type, existing + added, "inferences")
@@ -153,4 +158,10 @@ class FeedbackDataService:
         )
         with self.db.session() as s:
             records, _ = inferences_q.list_inferences(s, query, limit=f.max_records, offset=0)
-        return records
+            if f.include_judge_passed:
+                judged = replace(
+                    query, human_verdict="unreviewed", llmaj_verdict="pass", llmaj_score_min=f.llmaj_score_min
+                )
+                passed, _ = inferences_q.list_inferences(s, judged, limit=f.max_records, offset=0)
+                records = sorted(records + passed, key=lambda r: (r.created_at, r.id), reverse=True)
+        return records[: f.max_records]

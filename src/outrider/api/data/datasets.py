@@ -155,6 +155,8 @@ async def dataset_from_inferences(
             since=body.since,
             until=body.until,
             max_records=body.max_records,
+            include_judge_passed=body.include_judge_passed,
+            llmaj_score_min=body.llmaj_score_min,
         ),
         task_type=body.task_type,
         classification_task=body.classification_task,

@@ -163,6 +163,10 @@ class FromInferencesIn(CheckedBody):
         None, max_length=200, description="For classification: which task of the records' schema, if several."
     )
     max_records: int = Field(10_000, ge=1, le=10_000, description="At most this many records are read, newest first.")
+    include_judge_passed: bool = Field(
+        False, description="Also records the LLM judge passed that no human reviewed (their output is taught)."
+    )
+    llmaj_score_min: float | None = Field(None, ge=0, le=1, description="Of those: at least this judge score.")
 
 
 class UnfitOut(BaseModel):
