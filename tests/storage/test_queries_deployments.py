@@ -25,6 +25,7 @@ def test_names_are_per_account_and_unique_within_one(db):
     with db.session() as s:
         assert q.current_target(s, account.id, "ner") == "a" and q.current_target(s, other.id, "ner") == "b"
         assert q.current_target(s, account.id, "missing") is None
+        assert q.deployment_targets(s, account.id) == [("ner", "a")] and q.count_deployments(s, other.id) == 1
     with pytest.raises(IntegrityError), db.session() as s:
         create(s, account.id, "ner", "c")
 

@@ -170,7 +170,7 @@ class ModelCatalog:
 
         def read() -> list[tuple[str, str]]:
             with self.db.session() as s:
-                return [(d.name, d.target) for d in deployments_q.list_deployments(s, account_id, history=0)]
+                return deployments_q.deployment_targets(s, account_id)
 
         specs = []
         for name, target in await asyncio.to_thread(read):

@@ -115,7 +115,7 @@ class DeploymentService:
             with self.db.session() as s:
                 current = q.get_deployment(s, account_id, name, history=0)
                 if current is None:
-                    if len(q.list_deployments(s, account_id, history=0)) >= MAX_DEPLOYMENTS:
+                    if q.count_deployments(s, account_id) >= MAX_DEPLOYMENTS:
                         raise Conflict(f"an account has at most {MAX_DEPLOYMENTS} deployments")
                     created = q.create_deployment(
                         s,

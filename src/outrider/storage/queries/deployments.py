@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
@@ -62,6 +62,20 @@ def current_target(session: Session, account_id: str, name: str) -> str | None:
     return session.scalar(
         select(DeploymentRow.target).where(DeploymentRow.account_id == account_id, DeploymentRow.name == name)
     )
+
+
+def deployment_targets(session: Session, account_id: str) -> list[tuple[str, str]]:
+    """(name, target) of each of the account's deployments, by name (one read, no history)."""
+    rows = session.execute(
+        select(DeploymentRow.name, DeploymentRow.target)
+        .where(DeploymentRow.account_id == account_id)
+        .order_by(DeploymentRow.name)
+    )
+    return [(name, target) for name, target in rows]
+
+
+def count_deployments(session: Session, account_id: str) -> int:
+    return session.scalar(select(func.count()).where(DeploymentRow.account_id == account_id)) or 0
 
 
 def get_deployment(session: Session, account_id: str, name: str, *, history: int = MAX_HISTORY) -> Deployment | None:
