@@ -152,6 +152,7 @@ def test_evaluations_are_listed_and_other_accounts_get_404s(server, admin, owner
         ({"models": [DEMO], "dataset": "held-out", "extra": True}, 422, "extra"),
         ({"models": [DEMO], "dataset": "held-out", "labels": ["person"]}, 422, "company"),
         ({"models": [DEMO], "dataset": "held-out", "labels": ["person", "person"]}, 422, "once"),
+        ({"models": [DEMO], "dataset": "held-out", "labels": ["person", "company", "location", "x" * 201]}, 422, "200"),
     ],
 )
 def test_bad_requests_are_refused_naming_the_problem(owner, body, status, field):

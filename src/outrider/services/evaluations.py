@@ -105,8 +105,8 @@ def _labels(asked: list[str] | None, task_type: str, held: list[str]) -> list[st
         return held
     if task_type == "structures":
         raise InvalidRequest("labels: structures are asked for by their fields, not by a label list", param="labels")
-    if len(set(asked)) != len(asked) or any(not label.strip() for label in asked):
-        raise InvalidRequest("labels: each label once, none empty", param="labels")
+    if len(set(asked)) != len(asked) or any(not label.strip() or len(label) > 200 for label in asked):
+        raise InvalidRequest("labels: each label once, 1 to 200 characters", param="labels")
     missing = sorted(set(held) - set(asked))
     if missing:
         raise InvalidRequest(f"labels: the dataset also holds {missing[:20]}", param="labels")

@@ -68,7 +68,7 @@ class FeedbackDataService:
     def __init__(self, db: Database, datasets: DatasetService) -> None:
         self.db = db
         self.datasets = datasets
-        self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)  # per account: bounded
 
     async def build(self, principal: Principal, name: str, request: BuildRequest) -> BuildOutcome:
         check_name(name)
@@ -80,8 +80,8 @@ class FeedbackDataService:
         if request.task_type is not None and request.task_type not in TASK_TYPES:
             raise InvalidRequest(f"task_type must be one of {', '.join(TASK_TYPES)}", param="task_type")
         account_id = principal.account.id
-        # One build of a dataset at a time (in this process): each extends the version the previous one made.
-        async with self._locks[(account_id, name)]:
+        # One build per account at a time (in this process): each extends the version the previous one made.
+        async with self._locks[account_id]:
             return await asyncio.to_thread(self._build, account_id, name, request)
 
     def _build(self, account_id: str, name: str, request: BuildRequest) -> BuildOutcome:
