@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from outrider.datasets.formats import to_gliner2  # noqa: E402
 from outrider.training.encoder import EncoderTrainingConfig, plan_records, run_encoder_training  # noqa: E402
+from outrider.training.encoder_calibration import with_label_thresholds  # noqa: E402
 from outrider.training.encoder_eval import gliner_schema, predict  # noqa: E402
 from outrider.training.metrics import encoder_metrics  # noqa: E402
 
@@ -59,6 +60,10 @@ def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespac
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        head_learning_rate=args.head_learning_rate,
+        warmup_ratio=args.warmup_ratio,
+        early_stopping_patience=args.early_stopping_patience,
+        entity_label_renaming=args.entity_label_renaming,
         num_threads=args.threads,
         seed=args.seed,
     )
@@ -80,13 +85,20 @@ def train_and_score(train: list[dict], test: list[dict], args: argparse.Namespac
     )
     trained = load_trainable(result.model_dir, EncoderTrainingConfig(training_type=args.training_type))
     plan = plan_records(train, train + test, config.classification_method, trained.core.processor.tokenizer)
+    metadata = json.loads((result.model_dir / "outrider.json").read_text())
+    # scored as the server serves it by default: each entity type at its calibrated threshold
+    thresholds = (metadata.get("calibration") or {}).get("label_thresholds") or {}
+    schema = with_label_thresholds(gliner_schema(train + test, plan), thresholds)
     started = time.perf_counter()
-    predictions = predict(trained, test, gliner_schema(train + test, plan), config)
+    predictions = predict(trained, test, schema, config)
     metrics = encoder_metrics(test, predictions)
     return {
         "train_examples": len(train),
         "val_examples": len(val),
-        "abstention_threshold": json.loads((result.model_dir / "outrider.json").read_text())["abstention_threshold"],
+        "abstention_threshold": metadata["abstention_threshold"],
+        "label_thresholds": thresholds,
+        "best_epoch": result.best_epoch,
+        "early_stopped": result.early_stopped,
         "test_examples": len(test),
         "steps": result.steps,
         "train_seconds": round(result.train_seconds, 1),
@@ -168,6 +180,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--head-learning-rate", type=float, default=None, help="the extraction heads' rate")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--early-stopping-patience", type=int, default=None)
+    parser.add_argument("--entity-label-renaming", type=float, default=None, help="gliner2's synthetic label prob")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.1, help="of the training records, for validation")
@@ -175,9 +191,11 @@ def main() -> None:
     parser.add_argument("--train-limit", type=int, default=0, help="WNUT-17: the first N training sentences")
     parser.add_argument("--spacy", action="store_true", help="WNUT-17: train spaCy's NER as the peer")
     parser.add_argument("--spacy-epochs", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="train in this folder and keep its checkpoints")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="outrider-bench-") as tmp:
-        report = {"banking77": banking77, "wnut17": wnut17}[args.task](args, Path(tmp))
+        work = args.keep or Path(tmp)
+        report = {"banking77": banking77, "wnut17": wnut17}[args.task](args, work)
     print(json.dumps({"task": args.task, "args": {k: str(v) for k, v in vars(args).items()}, **report}, indent=2))
 
 

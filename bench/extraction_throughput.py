@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,20 @@ def library_throughput(model_dir: Path, texts: list[str], batch_size: int) -> fl
     return len(texts) / (time.perf_counter() - started)
 
 
-async def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, list[float]]:
+def extraction_body(text: str) -> dict[str, Any]:
+    return {"model_id": "bench-model", "text": text, "schema": DEMO_SCHEMA}
+
+
+async def drive(
+    url: str,
+    texts: list[str],
+    concurrency: int,
+    path: str = "/inference",
+    make_body: Callable[[str], dict[str, Any]] = extraction_body,
+) -> tuple[float, list[float]]:
     """N concurrent clients on keep-alive connections (aiohttp: the load generator should cost the shared
-    two cores as little as possible), each sending one text per request until the texts run out."""
+    two cores as little as possible), each sending one text per request (``make_body(text)`` to ``path``)
+    until the texts run out."""
     import aiohttp
 
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -91,8 +102,7 @@ async def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, li
             while not queue.empty():
                 text = queue.get_nowait()
                 started = time.perf_counter()
-                body = {"model_id": "bench-model", "text": text, "schema": DEMO_SCHEMA}
-                async with session.post("/inference", json=body) as response:
+                async with session.post(path, json=make_body(text)) as response:
                     response.raise_for_status()
                     await response.read()
                 latencies.append((time.perf_counter() - started) * 1000)
@@ -103,16 +113,17 @@ async def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, li
     return len(texts) / elapsed, latencies
 
 
-def start_server(work: Path, models: Path, port: int, batch: int, runtime: str) -> subprocess.Popen:
+def start_server(work: Path, models: Path, port: int, batch: int, **extra_env: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "OUTRIDER_DATA_DIR": str(work / "data"),
         "OUTRIDER_ADMIN_API_KEY": KEY,
         "OUTRIDER_BATCH_MAX_SIZE": str(batch),
-        "OUTRIDER_ENCODER_RUNTIME": runtime,
         "OUTRIDER_LOG_LEVEL": "warning",
         # The benchmark measures serving, not the default 1,200/min per-key limit.
-        "OUTRIDER_RATE_LIMITS": '{"inference": "1000000/minute", "chat": "1000000/minute"}',
+        "OUTRIDER_RATE_LIMITS": '{"inference": "1000000/minute", "chat": "1000000/minute", '
+        '"embeddings": "1000000/minute"}',
+        **extra_env,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "outrider", "serve", "--port", str(port), "--model-dir", str(models)],
@@ -136,7 +147,7 @@ def running_server(work: Path, models: Path, batch: int, runtime: str = "auto", 
     """``outrider serve`` on a free loopback port for the duration of the block; yields its URL
     (``on_start`` receives the server's process, for a look at its memory)."""
     port = free_port()
-    server = start_server(work, models, port, batch, runtime)
+    server = start_server(work, models, port, batch, OUTRIDER_ENCODER_RUNTIME=runtime)
     if on_start is not None:
         on_start(server)
     try:

@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--training-type", default="full", choices=["lora", "full"])
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--early-stopping-patience", type=int)
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--peer-epochs", type=int, default=20)
     parser.add_argument("--base-models-dir", type=Path)
     args = parser.parse_args()
@@ -50,6 +52,8 @@ def main() -> None:
         training_type=args.training_type,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        early_stopping_patience=args.early_stopping_patience,
+        validation_fraction=args.validation_fraction,
         peer_epochs=args.peer_epochs,
         base_models_dir=args.base_models_dir,
     )

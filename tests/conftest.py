@@ -28,7 +28,7 @@ from outrider.config import Settings, build_settings
 ADMIN_KEY = "ork_test_admin_key_0123456789abcdef"
 SMOL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # USD per million input / output tokens: non-zero so that every test can check the reported cost.
-PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (5.0, 0.0)}
+PRICES = {SMOL: (0.5, 1.5), "demo-extractor": (5.0, 0.0), "sentence-transformers/all-MiniLM-L6-v2": (2.0, 0.0)}
 GENEROUS_LIMITS = {"inference": "100000/minute", "chat": "100000/minute"}
 
 

@@ -12,10 +12,17 @@ The requested ``model`` picks the behaviour, on ``POST /v1/chat/completions``, `
     scripted         a complete stream of SCRIPTED_TEXT with usage (prompt 11, completion 3); in Anthropic
                      format, {"answer": "upstream"} when JSON was asked for (forced tool or output_config)
     no-usage         the same stream without any usage
+    cached           ``scripted`` with prompt-cache usage: OpenAI format 8 of the 11 prompt tokens read from the
+                     cache (``prompt_tokens_details.cached_tokens``); Anthropic format input_tokens 3,
+                     cache_read_input_tokens 6, cache_creation_input_tokens 2 (in message_start when streamed)
 
 A request without ``stream: true`` gets the JSON answer instead: ``scripted`` and ``no-usage`` the whole
 text (with and without usage), ``error-midstream`` a 500, ``truncated`` a body cut short, ``hang-midstream``
 headers then nothing until the client goes away; ``status-NNN`` and ``hang`` as above.
+
+``POST /v1/embeddings`` answers ``scripted`` with vectors made from each input (``scripted_vector``; the
+request's ``dimensions``, default 4) and usage (one token per word), ``no-usage`` with the same vectors as base64
+float32 and no usage; ``status-NNN`` and ``hang`` as above.
 
 ``GET /v1/models`` lists the models and answers ``models_status`` (settable) so health probes can fail.
 Each request's body and headers are kept in ``requests``; ``probes`` counts model-list calls.
@@ -24,17 +31,44 @@ Each request's body and headers are kept in ``requests``; ``probes`` counts mode
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.conftest import GENEROUS_LIMITS, RunningServer, free_port, make_settings, start_server
 
 SCRIPTED_TEXT = ["Hello", " upstream", " world"]
-MODELS = ["status-500", "status-503", "hang", "hang-midstream", "error-midstream", "truncated", "scripted", "no-usage"]
+
+
+def scripted_vector(text: str, dimensions: int = 4) -> list[float]:
+    """The scripted upstream's embedding of ``text``: exact in float32."""
+    return [float(len(text) + j) / 4 for j in range(dimensions)]
+
+
+MODELS = [
+    "status-500",
+    "status-503",
+    "hang",
+    "hang-midstream",
+    "error-midstream",
+    "truncated",
+    "scripted",
+    "no-usage",
+    "cached",
+]
+OPENAI_USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+OPENAI_CACHED_USAGE = {**OPENAI_USAGE, "prompt_tokens_details": {"cached_tokens": 8}}
+ANTHROPIC_CACHED_USAGE = {"input_tokens": 3, "cache_read_input_tokens": 6, "cache_creation_input_tokens": 2}
+
+
+def openai_usage(model: str) -> dict[str, Any] | None:
+    return {"no-usage": None, "cached": OPENAI_CACHED_USAGE}.get(model, OPENAI_USAGE)
 
 
 @dataclass
@@ -63,9 +97,12 @@ class ScriptedUpstream:
     async def anthropic(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, anthropic=True)
 
-    async def _serve(self, request: web.Request, anthropic: bool) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+    async def _serve(
+        self, request: web.Request, anthropic: bool, body: dict[str, Any] | None = None
+    ) -> web.StreamResponse:
+        if body is None:
+            body = await request.json()
+            self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
         model = body.get("model", "")
         if model.startswith("status-"):
             status = int(model.removeprefix("status-"))
@@ -94,6 +131,22 @@ class ScriptedUpstream:
             await response.write(event.encode())
         return response
 
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        model = body.get("model", "")
+        if model.startswith("status-") or model == "hang":
+            return await self._serve(request, anthropic=False, body=body)
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        vectors = [scripted_vector(text, body.get("dimensions") or 4) for text in texts]
+        if model == "no-usage":
+            data = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
+            return web.json_response({"object": "list", "data": [{"embedding": e} for e in data], "model": model})
+        items = [{"object": "embedding", "index": i, "embedding": v} for i, v in reversed(list(enumerate(vectors)))]
+        tokens = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": items, "model": model, "usage": usage})
+
     async def _serve_whole(
         self, request: web.Request, model: str, body: dict[str, Any], anthropic: bool
     ) -> web.StreamResponse:
@@ -119,7 +172,7 @@ class ScriptedUpstream:
         chat = path.endswith("chat/completions")
         choice = {"index": 0, "finish_reason": "length"}
         choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
-        usage = None if model == "no-usage" else {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        usage = openai_usage(model)
         return {
             "id": "x",
             "object": "chat.completion" if chat else "text_completion",
@@ -144,7 +197,9 @@ class ScriptedUpstream:
             "stop_reason": "tool_use" if tool else "max_tokens",
             "stop_sequence": None,
         }
-        if model != "no-usage":
+        if model == "cached":
+            message["usage"] = {**ANTHROPIC_CACHED_USAGE, "output_tokens": 3}
+        elif model != "no-usage":
             message["usage"] = {"input_tokens": 11, "output_tokens": 3}
         return message
 
@@ -170,8 +225,8 @@ class ScriptedUpstream:
         if model == "error-midstream":
             return [*first, 'data: {"error": {"message": "scripted mid-stream failure"}}\n\n']
         events = [*first, chunk(SCRIPTED_TEXT[2]), chunk(None, "length")]
-        if model != "no-usage":
-            usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        usage = openai_usage(model)
+        if usage is not None:
             events.append("data: " + json.dumps({"id": "x", "model": model, "choices": [], "usage": usage}) + "\n\n")
         return [*events, "data: [DONE]\n\n"]
 
@@ -179,6 +234,7 @@ class ScriptedUpstream:
         def event(kind: str, **fields: Any) -> str:
             return f"event: {kind}\ndata: " + json.dumps({"type": kind, **fields}) + "\n\n"
 
+        start_usage = ANTHROPIC_CACHED_USAGE if model == "cached" else {"input_tokens": 11}
         start = event(
             "message_start",
             message={
@@ -187,7 +243,7 @@ class ScriptedUpstream:
                 "role": "assistant",
                 "content": [],
                 "model": model,
-                "usage": {"input_tokens": 11, "output_tokens": 1},
+                "usage": {**start_usage, "output_tokens": 1},
             },
         )
         tool = bool(body.get("tool_choice"))
@@ -227,6 +283,7 @@ class ScriptedUpstream:
         app.router.add_post("/v1/chat/completions", self.openai)
         app.router.add_post("/v1/completions", self.openai)
         app.router.add_post("/v1/messages", self.anthropic)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         ready = threading.Event()
@@ -255,3 +312,13 @@ class ScriptedUpstream:
         for task in hanging:  # handlers still sleeping in a "hang" behaviour
             task.cancel()
         await asyncio.gather(*hanging, return_exceptions=True)
+
+
+def start_gateway_for(
+    folder: Path, base_models_dir: Path, providers: list[dict[str, Any]], **settings: Any
+) -> RunningServer:
+    """An Outrider server whose providers file (written into ``folder``) declares ``providers``."""
+    path = folder / "providers.json"
+    path.write_text(json.dumps({"providers": providers}))
+    settings.setdefault("rate_limits", GENEROUS_LIMITS)
+    return start_server(make_settings(folder, base_models_dir, providers_file=path, **settings))

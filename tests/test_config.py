@@ -29,3 +29,14 @@ def test_out_of_range_values_are_refused():
         Settings(port=0)
     with pytest.raises(ValidationError):
         Settings(model_cache_size=0)
+
+
+def test_operations_settings_are_checked():
+    with pytest.raises(ValidationError, match="metrics_token"):
+        Settings(metrics_token="short")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings(log_format="xml")
+    with pytest.raises(ValidationError, match="ready_timeout_s"):
+        Settings(ready_timeout_s=0)
+    settings = Settings(metrics_token="m" * 16, log_format="json", access_log=True)
+    assert settings.metrics_token == "m" * 16 and settings.log_format == "json" and settings.access_log

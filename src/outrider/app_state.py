@@ -15,12 +15,14 @@ from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
 from outrider.jobs.training import TrainingJobDeps
 from outrider.jobs.training import register as register_training_job
+from outrider.observability.metrics import Metrics
 from outrider.services.accounts import AccountService, Bootstrap
 from outrider.services.billing import BillingService, usd_to_micro
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
 from outrider.services.deployments import DeploymentService
+from outrider.services.embeddings import EmbeddingService
 from outrider.services.evaluations import EvaluationService
 from outrider.services.extraction import ExtractionService
 from outrider.services.feedback_data import FeedbackDataService
@@ -29,6 +31,7 @@ from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
 from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
+from outrider.services.monitoring import MonitoringService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
 from outrider.services.routing import RoutingService
@@ -51,6 +54,7 @@ class Services:
     users: UserService
     sessions: SessionService
     extraction: ExtractionService
+    embeddings: EmbeddingService
     generation: GenerationService
     history: HistoryService
     rate_limiter: RateLimiter
@@ -67,6 +71,8 @@ class Services:
     feedback_data: FeedbackDataService
     evaluations: EvaluationService
     judging: JudgeService
+    metrics: Metrics  # this app's Prometheus registry, fed by the services above
+    monitoring: MonitoringService  # /metrics and /health/ready
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
@@ -100,21 +106,24 @@ def build_services(settings: Settings) -> Services:
     bootstrap = accounts.bootstrap(settings.admin_api_key, settings.admin_password)
     # Model work runs here, off the event loop; two threads let a load overlap a running pass.
     executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="outrider-model")
-    registry = ModelRegistry(settings, executor)
+    metrics = Metrics()  # one registry per app: several apps may live in one process
+    registry = ModelRegistry(settings, executor, batch_observer=metrics.observe_batch)
     registry.register_plugins()
     upstreams = UpstreamProviders.from_settings(settings)  # clients only; nothing is contacted here
     upstreams.register_models(registry)
     configure_torch(settings)
     billing = BillingService(db)
     rate_limiter = RateLimiter(settings.rate_limits, settings.rate_limit_storage)
-    recorder = Recorder(db, token_meter=rate_limiter.meter_tokens)
+    recorder = Recorder(db, token_meter=rate_limiter.meter_tokens, observer=metrics.observe_call)
     # Which model an id names for a caller: declared models, saved folders, training jobs and checkpoints.
     catalog = ModelCatalog(settings, db, registry, job_kind=TRAINING_JOB_KIND, job_prefix=TRAINING_JOB_PREFIX)
     extraction = ExtractionService(settings, catalog, recorder, billing)
     datasets = DatasetService(db, settings)
     jobs = JobService(db)
     training = TrainingService(settings, db, jobs, datasets, registry, on_deleted=catalog.forget)
-    routing = RoutingService(settings, catalog, db)
+    routing = RoutingService(
+        settings, catalog, db, on_decision=lambda d: metrics.observe_routing(d.task, d.model, d.mode)
+    )
     generation = GenerationService(settings, catalog, recorder, billing, routing)
     history = HistoryService(db, on_routed_verdict=routing.observe_verdict)  # routing learns fit from feedback
     # Each job kind gets what its handler uses, not the whole container.
@@ -132,6 +141,7 @@ def build_services(settings: Settings) -> Services:
         users=UserService(db, on_user_changed=accounts.forget_user),
         sessions=SessionService(db, settings, rate_limiter.windows),
         extraction=extraction,
+        embeddings=EmbeddingService(settings, catalog, recorder, billing),
         generation=generation,
         history=history,
         rate_limiter=rate_limiter,
@@ -149,4 +159,6 @@ def build_services(settings: Settings) -> Services:
         feedback_data=FeedbackDataService(db, datasets),
         evaluations=EvaluationService(catalog, datasets, jobs),
         judging=JudgeService(db, catalog, generation, history),
+        metrics=metrics,
+        monitoring=MonitoringService(settings, metrics, db, registry, jobs),
     )

@@ -2,9 +2,10 @@
 
 Every setting reads from the environment with the ``OUTRIDER_`` prefix (``OUTRIDER_PORT=9000``) or
 from a ``.env`` file. Nothing here is created at import time: callers build a :class:`Settings` and
-hand it to the app factory, the CLI or the worker. Building one checks: each field's bounds, the rate-limit
-strings, the routing fit scores and the providers file (when set); and, with ``environment="production"`` only,
-that the secret is not the default and has 32+ characters. Nothing else is refused, in any environment.
+hand it to the app factory, the CLI or the worker. Building one checks: each field's bounds (the metrics
+token's length among them), the rate-limit strings, the routing fit scores and the providers file (when
+set); and, with ``environment="production"`` only, that the secret is not the default and has 32+
+characters. Nothing else is refused, in any environment.
 """
 
 from __future__ import annotations
@@ -96,13 +97,23 @@ class Settings(BaseSettings):
             "(default DATA_DIR/optimized); shareable between instances."
         ),
     )
+    embedding_batch_max_size: int = Field(
+        32, ge=1, description="Most texts in one micro-batched pass of a local embedding model."
+    )
+    embedding_batch_max_wait_ms: float = Field(
+        4.0, ge=0, description="Longest wait for more texts before a local embedding pass starts."
+    )
+    embedding_max_inputs: int = Field(2048, ge=1, description="Most texts in one `POST /v1/embeddings` request.")
     decoder_max_batch: int = Field(8, ge=1, description="Most concurrent generations decoded together in one batch.")
     decoder_max_wait_ms: float = Field(
         10.0, ge=0, description="Longest wait for more generation requests before a decode batch starts."
     )
-    model_prices: dict[str, tuple[float, float]] = Field(
+    model_prices: dict[str, tuple[float, float] | tuple[float, float, float, float]] = Field(
         default_factory=dict,
-        description="Per-model USD prices per million [input, output] tokens, overriding the local defaults.",
+        description=(
+            "Per-model USD prices per million [input, output] tokens, or [input, output, cache read, cache write], "
+            "overriding the local defaults."
+        ),
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
     auth_cache_ttl_s: float = Field(
@@ -112,6 +123,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {
             "inference": "1200/minute",
             "chat": "200/minute",
+            "embeddings": "1200/minute",
             "generate": "120/minute",
             "training": "20/minute",
         },
@@ -193,6 +205,20 @@ class Settings(BaseSettings):
         200, ge=1, description="Recent request latencies kept per model for routing's observed p50."
     )
     log_level: str = Field("info", description="Log level of the server.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines of `outrider serve` and `outrider worker`: text, or one JSON object per line."
+    )
+    access_log: bool = Field(
+        False, description="Log one line per HTTP request (method, path, route, status, duration, request id)."
+    )
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token that may read `GET /metrics` (admin API keys always may); 16+ characters.",
+    )
+    ready_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait of each `/health/ready` check (and of a scrape's store read)."
+    )
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:

@@ -11,6 +11,7 @@ from outrider.api.anthropic.streaming import message_stream
 from outrider.api.errors import envelope, responses_stream_error, stream_error, surface_of
 from outrider.api.openai.streaming import DONE, chat_stream, responses_stream
 from outrider.core import errors
+from outrider.core.usage import Usage
 
 CASES = [
     (errors.InvalidRequest, 422, "invalid_request_error", "invalid_request_error"),
@@ -70,6 +71,7 @@ class FailingGeneration:
     routing = None
     streams = (object(),)
     prompt_tokens = 3
+    early_usage = Usage(3, 0)
 
     def __init__(self, error: errors.OutriderError) -> None:
         self.error = error

@@ -158,6 +158,7 @@ def encoder_lora(admin):
         nr_epochs=2,
         batch_size=4,
         validation_fraction=0.25,
+        early_stopping_patience=1,  # after the first epoch, which is always the best so far: both epochs run
     )
     lines: list[tuple[float, str]] = []
 
@@ -452,6 +453,63 @@ def test_onnx_download_is_refused_for_decoders_and_unknown_formats(admin, decode
     response = admin.get(f"{JOBS}/{decoder_lora['id']}/download", params={"format": "onnx"})
     assert response.status_code == 422 and "GLiNER2" in response.text
     assert admin.get(f"{JOBS}/{decoder_lora['id']}/download", params={"format": "gguf"}).status_code == 422
+
+
+def test_the_final_model_is_the_best_epoch_and_serves_its_calibrated_thresholds(
+    admin, encoder_lora, tmp_path, monkeypatch
+):
+    from gliner2 import AutoExtractor
+
+    job = encoder_lora[0]
+    assert job["hyperparameters"]["early_stopping_patience"] == 1
+    checkpoints = admin.get(f"{JOBS}/{job['id']}/checkpoints").json()["checkpoints"]
+    best = max(checkpoints, key=lambda c: c["metrics"]["f1"])  # the first of equals: only a better F1 counts
+    assert (job["best_epoch"], job["best_step"]) == (best["epoch"], best["step"])
+    assert job["metrics"]["f1"] == best["metrics"]["f1"]
+    assert job["early_stopped"] == (checkpoints[1]["metrics"]["f1"] <= checkpoints[0]["metrics"]["f1"])
+
+    # the final model carries a decision threshold per entity type, chosen on the job's validation split
+    zipped = admin.get(f"{JOBS}/{job['id']}/download").content
+    zipfile.ZipFile(io.BytesIO(zipped)).extractall(tmp_path / "model")
+    metadata = json.loads((tmp_path / "model" / "outrider.json").read_text())
+    assert metadata["step"] == best["step"]
+    thresholds = metadata["calibration"]["label_thresholds"]
+    assert set(thresholds) == set(LABELS) and all(0 < t < 1 for t in thresholds.values())
+
+    texts = [PROBE, "Tim Cook moved to Paris to join Nokia.", "In Seoul, Omar Haddad met the team from Apple."]
+
+    # the labels in the order the job trained them (the thresholds keep it): a model answers best in that order
+    order = list(thresholds)
+
+    def served(**extra) -> list[dict]:
+        body = {"model_id": job["id"], "text": texts, "schema": {"entities": order}, "include_confidence": True}
+        response = admin.post("/inference", json={**body, **extra})
+        assert response.status_code == 200, response.text
+        return [r["entities"] for r in response.json()["result"]]
+
+    def below(found: list[dict]) -> list[tuple[str, float]]:
+        return [
+            (label, m["confidence"])
+            for r in found
+            for label in LABELS
+            for m in r[label]
+            if m["confidence"] < thresholds[label] - 1e-6
+        ]
+
+    assert below(served()) == []  # by default every type is cut at its own threshold
+    assert below(served(threshold=0.01)) != []  # the request's threshold overrides them
+    # gliner2 alone, the README's way, gives what the server gives by default
+    namespace: dict = {"model": AutoExtractor.from_pretrained(str(tmp_path / "model")).eval()}
+    monkeypatch.chdir(tmp_path)
+    from outrider.training.zipped import NER_EXAMPLE
+
+    exec(NER_EXAMPLE, namespace)  # builds the schema with the per-type thresholds (and prints an example)
+    local = namespace["model"].batch_extract(texts, [namespace["schema"]] * len(texts), threshold=0.5)
+    assert _texts([r["entities"] for r in local]) == _texts(served())
+
+
+def _texts(found: list[dict]) -> list[dict]:
+    return [{k: sorted(m if isinstance(m, str) else m["text"] for m in v) for k, v in r.items()} for r in found]
 
 
 def test_a_checkpoint_id_as_base_model_continues_training_it(admin, encoder_continued, encoder_checkpoint):

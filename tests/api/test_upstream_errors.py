@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import ADMIN_KEY, GENEROUS_LIMITS, RunningServer, free_port, make_settings, start_server
+from tests.conftest import GENEROUS_LIMITS, RunningServer, free_port, make_settings, start_server
 from tests.scripted_upstream import MODELS, SCRIPTED_TEXT, ScriptedUpstream
 from tests.waiting import wait_until
 
@@ -28,13 +28,6 @@ FAILURES = [  # (model, the error code every surface reports, its status)
     ("status-429", "upstream_rate_limited", 429),
 ]
 ALL_MODELS = [*MODELS, "status-401", "status-404", "status-400", "status-429"]
-
-
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream().start()
-    yield server
-    server.stop()
 
 
 def providers_file(folder: Path, scripted: ScriptedUpstream) -> Path:
@@ -94,16 +87,6 @@ def breaker_gateway(tmp_path_factory, base_models_dir, scripted) -> Iterator[Run
     )
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def oai(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ADMIN_KEY, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def ant(gateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=ADMIN_KEY, max_retries=0)
 
 
 def upstream_id(model: str, provider: str) -> str:

@@ -71,16 +71,6 @@ providers:
 
 
 @pytest.fixture(scope="module")
-def oai(gateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ADMIN_KEY, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def ant(gateway) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=ADMIN_KEY, max_retries=0)
-
-
-@pytest.fixture(scope="module")
 def direct_oai(upstream) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{upstream.url}/v1", api_key=ADMIN_KEY, max_retries=0)
 

@@ -1,6 +1,7 @@
 """The job worker against a real database: atomic claims, progress, stop, failures, abandoned jobs, restarts."""
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -153,7 +154,10 @@ async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(d
     async def echo(ctx):
         return {"value": ctx.payload["value"]}
 
+    started = asyncio.Event()
+
     async def forever(ctx):
+        started.set()
         await asyncio.sleep(600)
 
     second = build(data_dir, base_models_dir)
@@ -165,9 +169,65 @@ async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(d
         done = await wait_for(second, queued.id, ("complete",), owner=owner)
         assert done.result == {"value": 7}
         endless = await second.jobs.submit(owner, "forever", {})
-        await wait_for(second, endless.id, ("running",), owner=owner)
+        await asyncio.wait_for(started.wait(), 20)  # its handler runs (not only claimed in the database)
     finally:
         await worker.stop()
     interrupted = await second.jobs.get(owner, endless.id)
     assert interrupted.status == "failed" and interrupted.error.startswith("interrupted")
     second.close()
+
+
+async def test_a_job_claimed_while_the_worker_stops_goes_back_to_the_queue(svc):
+    """The claim runs in a thread that a stop cannot interrupt: a job it takes as the worker stops is put
+    back in the queue instead of staying "running" with nobody running it."""
+    import threading
+
+    async def noop(ctx):
+        return {}
+
+    svc.jobs.handlers.register("noop", noop)
+    worker = Worker(svc)
+    entered, go_on = threading.Event(), threading.Event()
+    real_claim = worker._claim
+
+    def slow_claim():
+        entered.set()
+        go_on.wait(20)
+        return real_claim()
+
+    worker._claim = slow_claim
+    job = await svc.jobs.submit(account(svc), "noop", {})
+    await worker.start()
+    await asyncio.to_thread(entered.wait, 20)
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.1)  # the stop has cancelled the claim loop while its claim is in the thread
+    go_on.set()
+    await stopping
+    found = await svc.jobs.get(account(svc), job.id)
+    assert found.status == "queued" and found.started_at is None
+
+
+async def test_liveness_names_a_stopped_worker_and_a_claim_loop_stuck_on_the_database(svc, data_dir):
+    async def noop(ctx):
+        return {}
+
+    svc.jobs.handlers.register("noop", noop)
+    await svc.jobs.submit(account(svc), "noop", {})
+    worker = Worker(svc)
+    assert worker.liveness() == "the worker is not running"
+    # Another connection holds SQLite's write lock: the worker's claim of that job waits for it (busy timeout).
+    blocker = sqlite3.connect(data_dir / "outrider.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        await worker.start()
+        assert worker.liveness() is None
+        deadline = asyncio.get_running_loop().time() + 8
+        while (problem := worker.liveness()) is None:
+            assert asyncio.get_running_loop().time() < deadline, "the stuck claim loop was never reported"
+            await asyncio.sleep(0.1)
+        assert problem.startswith("the worker's claim loop has not run for ")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await worker.stop()
+    assert worker.liveness() == "the worker is not running"

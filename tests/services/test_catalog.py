@@ -90,7 +90,7 @@ async def test_a_call_stays_in_the_keys_pool_and_its_family(world):
     assert (await world.catalog.for_call(who, "extractor", "encoder", param="model_id")).id == "extractor"
     with pytest.raises(PermissionDenied, match="model pool"):
         await world.catalog.for_call(who, "base-llm", "decoder", param="model")
-    with pytest.raises(InvalidRequest, match="is a encoder model: send a 'schema'"):
+    with pytest.raises(InvalidRequest, match="is an encoder model: send a 'schema'"):
         await world.catalog.for_call(who, "extractor", "decoder", param="model")
 
 

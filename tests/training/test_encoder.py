@@ -99,9 +99,12 @@ def test_full_training_learns_entities_and_saves_a_folder_gliner2_loads_alone(mi
 
     from gliner2 import AutoExtractor, Schema
 
-    # gliner2 alone reproduces the figures: the decoding calibration travels in config.json and the weights
+    # gliner2 alone reproduces the figures: the decoding calibration travels in config.json and the weights,
+    # the per-type thresholds in outrider.json (given to gliner2 in the schema)
     model = AutoExtractor.from_pretrained(str(folder)).eval()
-    schema = Schema.from_dict({"entities": ["person", "company", "location"]})
+    thresholds = metadata["calibration"]["label_thresholds"]
+    assert set(thresholds) == {"person", "company", "location"}
+    schema = Schema.from_dict({"entities": {label: {"threshold": t} for label, t in thresholds.items()}})
     reloaded = model.batch_extract([r["input"] for r in val], [schema] * len(val), threshold=0.5)
     assert encoder_metrics(val, reloaded)["f1"] == result.metrics["f1"]
     assert metadata["abstention_threshold"] == model.boundary_settings.abstention_threshold
@@ -142,17 +145,20 @@ def test_a_reloaded_adapter_predicts_what_the_trained_model_did(lora_run):
     library = PeftModel.from_pretrained(base, str(result.model_dir)).get_base_model().eval()
     calibrated = metadata["abstention_threshold"]  # chosen on the validation split; adapters keep it here
     library.boundary_settings = replace(library.boundary_settings, abstention_threshold=calibrated)
-    schema = Schema.from_dict({"entities": labels})
+    thresholds = metadata["calibration"]["label_thresholds"]  # per type, given to gliner2 in the schema
+    schema = Schema.from_dict({"entities": {label: {"threshold": thresholds[label]} for label in labels}})
     reloaded = library.batch_extract(texts, [schema] * len(texts), threshold=0.5)
     figures = encoder_metrics(val, reloaded)
     for key in ("f1", "precision", "recall", "per_label"):
         assert figures[key] == result.metrics[key]
 
     served_base = Gliner2Encoder.load(metadata["base_path"])
-    prepared = served_base.prepare(ExtractionSchema.model_validate({"entities": labels}))
+    prepared_schema = ExtractionSchema.model_validate({"entities": labels})
+    prepared = served_base.prepare(prepared_schema)
     before = served_base.extract(texts[:4], [prepared] * 4, 0.5)
     adapter = served_base.attach_adapter(result.model_dir, "ft_test")
-    served = adapter.extract(texts, [prepared] * len(texts), 0.5)
+    # no threshold: the adapter's calibrated ones (a schema is prepared by the model that runs it)
+    served = adapter.extract(texts, [adapter.prepare(prepared_schema)] * len(texts), None)
     assert [_names(r) for r in served] == [_names(r) for r in reloaded]
     assert served_base.extract(texts[:4], [prepared] * 4, 0.5) == before  # the base still serves its own weights
 
@@ -266,7 +272,7 @@ def test_the_registry_serves_a_trained_adapter_on_its_shared_base(lora_run, base
             spec = registry.resolve("ner-adapter")
             adapter = (await registry.get(spec)).model
             base = (await registry.get(registry.resolve(spec.base_id))).model
-            found = adapter.extract(texts, [adapter.prepare(schema)] * len(texts), 0.5)
+            found = adapter.extract(texts, [adapter.prepare(schema)] * len(texts), None)
             return spec, adapter, base, found, registry.loaded_ids()
 
     spec, adapter, base, found, loaded = asyncio.run(serve())

@@ -18,8 +18,10 @@ from outrider.api.deployments.routes import router as deployments_router
 from outrider.api.errors import install_error_handlers
 from outrider.api.evaluations.routes import router as evaluations_router
 from outrider.api.limits import BodySizeLimit, ResponseHeaders
+from outrider.api.meta import router as meta_router
 from outrider.api.native.routes import router as native_router
 from outrider.api.openai.routes import router as openai_router
+from outrider.api.telemetry import RequestTelemetry
 from outrider.api.training.routes import router as training_router
 from outrider.app_state import Services, build_services
 from outrider.config import Settings
@@ -62,6 +64,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         path_limits={"/datasets": settings.max_dataset_upload_bytes},
     )
     app.add_middleware(ResponseHeaders)
+    # Added last, so outermost of these: request ids and metrics cover the 413s and everything inside.
+    app.add_middleware(RequestTelemetry, access_log_enabled=settings.access_log)
     # Routes are matched in order: the compatible surfaces (the gateway's hot path) first. No other route
     # lives under /v1, and the two routers under /v1 have no path in common.
     app.include_router(openai_router)
@@ -75,9 +79,5 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(training_router)
     app.include_router(deployments_router)
     app.include_router(evaluations_router)
-
-    @app.get("/health", tags=["meta"])
-    async def health() -> dict:
-        return {"status": "ok", "version": __version__}
-
+    app.include_router(meta_router)
     return app

@@ -92,5 +92,6 @@ def rate_limited(group: str) -> Callable[..., Awaitable[Principal]]:
 # The caller, authenticated and then counted against one endpoint group's rate limits.
 InferenceCaller = Annotated[Principal, Depends(rate_limited("inference"))]
 ChatCaller = Annotated[Principal, Depends(rate_limited("chat"))]
+EmbeddingsCaller = Annotated[Principal, Depends(rate_limited("embeddings"))]
 GenerateCaller = Annotated[Principal, Depends(rate_limited("generate"))]
 TrainingCaller = Annotated[Principal, Depends(rate_limited("training"))]

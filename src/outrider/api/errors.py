@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from outrider.core.errors import OutriderError, RateLimited
+from outrider.observability.request_ids import HEADER as REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(request, 500, "internal server error", code="internal_error")
+        # Starlette sends this response outside every middleware: the request id is added here.
+        request_id = getattr(request.state, "request_id", None)
+        headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+        return error_response(request, 500, "internal server error", code="internal_error", headers=headers)
 
 
 def _json_invalid_message(err: dict[str, Any]) -> str:

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from outrider.core.embeddings import EmbeddingRequest, EmbeddingResult
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationStream
 from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
-ModelKind = Literal["encoder", "decoder"]
+ModelKind = Literal["encoder", "decoder", "embedding"]
 Health = Literal["ready", "loading", "unavailable"]
 
 
@@ -27,8 +28,9 @@ class EncoderModel(Protocol):
     def prepare(self, schema: ExtractionSchema) -> Any:
         """Validate and compile a schema for this model; raise ``InvalidSchema`` when it cannot."""
 
-    def extract(self, texts: list[str], prepared: list[Any], threshold: float) -> list[dict]:
-        """Extract from each text with its prepared schema. Results keep confidences and spans."""
+    def extract(self, texts: list[str], prepared: list[Any], threshold: float | None) -> list[dict]:
+        """Extract from each text with its prepared schema. Results keep confidences and spans. ``threshold``
+        None means the model's own defaults (a fine-tune's calibrated per-type thresholds, else 0.5)."""
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text under the model's tokenizer."""
@@ -44,6 +46,28 @@ class DecoderModel(Protocol):
 
 
 @runtime_checkable
+class EmbeddingModel(Protocol):
+    """A model that turns texts into vectors, as the embedding service calls it: an upstream provider's model
+    directly, a local one through its micro-batcher (``serving/embedding_batcher.py``)."""
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """One vector per text, in order. Raise ``InvalidRequest`` for what the model cannot honour (e.g. a
+        ``dimensions`` it does not produce)."""
+
+
+@runtime_checkable
+class SentenceEncoder(Protocol):
+    """A loaded local embedding model. Called from one worker thread at a time; the registry puts a
+    micro-batcher in front of it, which is the ``EmbeddingModel`` the service calls."""
+
+    dimensions: int
+    max_tokens: int  # longer texts are truncated to their first ``max_tokens`` tokens
+
+    def encode(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+        """One unit-length vector per text and the tokens each text was read as (after truncation)."""
+
+
+@runtime_checkable
 class HealthMonitor(Protocol):
     """Health of a model served by another server (an upstream provider): probed, cached, and behind a
     circuit breaker that real calls feed. Fallback logic asks ``is_available`` before trying a model."""
@@ -53,6 +77,14 @@ class HealthMonitor(Protocol):
 
     def is_available(self) -> bool:
         """False while the circuit is open after repeated failures (no call is sent then)."""
+
+    @property
+    def state(self) -> Literal["closed", "open", "half_open"]:
+        """The circuit breaker's state (exported as a metric)."""
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed calls or probes since the last success (exported as a metric)."""
 
     def report_success(self) -> None: ...
 
@@ -95,7 +127,8 @@ class ModelSpec:
     kind: ModelKind
     source: str  # "builtin", "hub", "local", or a plugin's name
     description: str
-    load: Callable[[], EncoderModel | DecoderModel]  # blocking; the registry runs it in a worker thread
+    # Blocking; the registry runs it in a worker thread. Upstream embedding models return an ``EmbeddingModel``.
+    load: Callable[[], EncoderModel | DecoderModel | SentenceEncoder | EmbeddingModel]
     check: Callable[[], Availability] = field(default=lambda: Availability(True))
     fine_tunable: bool = False
     price: Price = field(default_factory=Price)

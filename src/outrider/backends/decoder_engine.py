@@ -226,6 +226,7 @@ class DecoderEngine:
             {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
         )
         self.batch_sizes: deque[int] = deque(maxlen=256)  # recent batch sizes (observable in tests and metrics)
+        self.on_batch: Callable[[int], None] | None = None  # told each batch's size, on the engine thread
         # Set on the engine thread when the first LoRA adapter is loaded: the peft wrapper around ``model``
         # (which then holds LoRA layers) and the names of the adapters it holds.
         self.peft_model: Any = None
@@ -260,6 +261,11 @@ class DecoderEngine:
             self._pending.append(_Request(list(prompt_ids), params, constraint_factory, stream, adapter))
             self._cond.notify()
         return stream
+
+    @property
+    def pending(self) -> int:
+        """Generations queued for a decode batch that has not started."""
+        return len(self._pending)
 
     def run_on_thread(self, fn: Callable[[], Any]) -> Future:
         """Run ``fn`` on the engine thread between batches (e.g. loading an adapter, which rewrites modules
@@ -368,6 +374,8 @@ class DecoderEngine:
         if not rows:
             return
         self.batch_sizes.append(len(rows))
+        if self.on_batch is not None:
+            self.on_batch(len(rows))
         # Left padding puts every prompt's last token in the final column, so one logits column serves every
         # row and each new token is simply appended on the right.
         prompts = [row.request.prompt_ids for row in rows]

@@ -55,6 +55,14 @@ def set_abstention(core: Any, threshold: float) -> None:
         core.config.boundary_head["abstention_threshold"] = threshold
 
 
+def calibrated_thresholds(folder: Path | str) -> dict[str, float]:
+    """The per-entity-type decision thresholds a trained model carries (``calibration.label_thresholds`` in
+    ``outrider.json``, chosen on the job's validation split); empty for any other model."""
+    calibration = read_metadata(folder).get("calibration") if Path(folder).is_dir() else None
+    thresholds = (calibration or {}).get("label_thresholds") or {}
+    return {str(label): float(value) for label, value in thresholds.items()}
+
+
 def merge_adapter(folder: Path | str) -> Any:
     """The adapter merged into a fresh copy of its base: a plain GLiNER2 model whose ``save_pretrained``
     writes a complete folder, with the abstention cut-off calibrated in training (``outrider.json``) in

@@ -19,7 +19,7 @@ from typing import Any
 
 from outrider.backends.adapters import adapter_spec
 from outrider.backends.base import Availability, ModelSpec
-from outrider.backends.encoder_adapters import merge_adapter, read_metadata
+from outrider.backends.encoder_adapters import calibrated_thresholds, merge_adapter, read_metadata
 from outrider.backends.encoder_onnx import EncoderRuntime, use_optimized
 from outrider.backends.encoder_windows import Window, aggregate_classification, merge_window_results, split_windows
 from outrider.backends.label_head import LabelHead
@@ -48,6 +48,10 @@ MINILM_HEAD = {
     "relation_pair_cap": 4,
     "relation_loss_weight": 2.0,
 }
+
+# The decision threshold of a request that sets none, for a model without calibrated per-type thresholds (and,
+# for one with them, for the types they do not cover). Trained models are calibrated so that 0.5 is right.
+DEFAULT_THRESHOLD = 0.5
 
 
 # Long texts (``encoder_windows``): the encoder's input (schema prompt + text) is capped at its position
@@ -187,6 +191,9 @@ class HeadTask:
 @dataclass(frozen=True)
 class PreparedSchema:
     gliner_schema: Any  # None when the label head answers every task
+    # the same with the model's calibrated per-type thresholds filled in where the request set none: what a
+    # request without a ``threshold`` of its own runs with
+    calibrated_schema: Any
     entities: list[str]
     classifications: list[str]
     structures: list[str]
@@ -214,10 +221,15 @@ class Gliner2Encoder:
     LoRA adapters attach to a loaded base (``attach_adapter``) and are served on its weights.
     """
 
-    def __init__(self, model: Any, max_batch: int = 32, label_head: Any = None) -> None:
+    def __init__(
+        self, model: Any, max_batch: int = 32, label_head: Any = None, label_thresholds: dict[str, float] | None = None
+    ) -> None:
         self.model = model
         self.max_batch = max_batch
         self.label_head = label_head
+        # per entity type, calibrated in training (``training/encoder_calibration``): the default of a
+        # request that sends no ``threshold``
+        self.label_thresholds = dict(label_thresholds or {})
         self.adapter: str | None = None  # the peft adapter this view runs with; None: the base's own weights
         # An adapter's own abstention cut-off (calibrated in training; adapters have no config.json of their
         # own), applied to the shared model for the adapter's calls only.
@@ -240,7 +252,10 @@ class Gliner2Encoder:
 
         model = AutoExtractor.from_pretrained(path_or_id)
         model.eval()
-        loaded = cls(model, max_batch, LabelHead.load(path_or_id) if os.path.isdir(path_or_id) else None)
+        if os.path.isdir(path_or_id):
+            loaded = cls(model, max_batch, LabelHead.load(path_or_id), calibrated_thresholds(path_or_id))
+        else:
+            loaded = cls(model, max_batch)
         return loaded.use_runtime(runtime, optimized_dir)
 
     def use_runtime(self, runtime: EncoderRuntime, optimized_dir: Path | None) -> Gliner2Encoder:
@@ -272,7 +287,7 @@ class Gliner2Encoder:
                 shared.peft.load_adapter(str(folder), adapter_name=name)
             shared.peft.eval()
         log.info("loaded GLiNER2 adapter %s (%s) onto its shared base", model_id, name)
-        view = Gliner2AdapterEncoder(self, name, model_id, LabelHead.load(folder))
+        view = Gliner2AdapterEncoder(self, name, model_id, LabelHead.load(folder), calibrated_thresholds(folder))
         view.abstention = read_metadata(folder).get("abstention_threshold")
         return view
 
@@ -295,14 +310,17 @@ class Gliner2Encoder:
         rest = schema.model_copy(
             update={"classifications": [c for c in schema.classifications or [] if c.task not in routed] or None}
         )
-        built = None
+        built = calibrated = None
         if any([rest.entities, rest.classifications, rest.structures, rest.relations]):
             try:
                 built = Schema.from_dict(to_gliner_dict(rest))
             except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
                 raise InvalidSchema(f"invalid schema: {exc}", param="schema") from exc
+            filled = self._with_calibrated_thresholds(rest)
+            calibrated = built if filled is rest else Schema.from_dict(to_gliner_dict(filled))
         return PreparedSchema(
             gliner_schema=built,
+            calibrated_schema=calibrated,
             entities=schema.entity_names(),
             classifications=[c.task for c in schema.classifications or []],
             structures=list((schema.structures or {}).keys()),
@@ -310,7 +328,23 @@ class Gliner2Encoder:
             head_tasks=tuple(head_tasks),
         )
 
-    def extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float) -> list[dict]:
+    def _with_calibrated_thresholds(self, schema: ExtractionSchema) -> ExtractionSchema:
+        """``schema`` with each entity type the model was calibrated for at its calibrated threshold, unless
+        the request set that type's threshold itself (the same object when nothing changes)."""
+        entities = schema.entities or []
+        if not any(e.threshold is None and e.name in self.label_thresholds for e in entities):
+            return schema
+        filled = [
+            e.model_copy(update={"threshold": self.label_thresholds[e.name]})
+            if e.threshold is None and e.name in self.label_thresholds
+            else e
+            for e in entities
+        ]
+        return schema.model_copy(update={"entities": filled})
+
+    def extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float | None) -> list[dict]:
+        """``threshold`` None: the model's own defaults (its calibrated per-type thresholds, else 0.5); a
+        number: that threshold for every type the schema gives none of its own."""
         with self.shared.lock, self._weights():
             return self._extract(texts, prepared, threshold)
 
@@ -334,23 +368,26 @@ class Gliner2Encoder:
                 if settings is not None:
                     self.model.boundary_settings = settings
 
-    def _extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float) -> list[dict]:
+    def _extract(self, texts: list[str], prepared: list[PreparedSchema], threshold: float | None) -> list[dict]:
         results: list[dict] = [{} for _ in texts]
         rows = [i for i, p in enumerate(prepared) if p.gliner_schema is not None]
         if rows:
+            # Precedence: a type's threshold in the request's schema, the request's threshold, the model's
+            # calibrated threshold for the type, DEFAULT_THRESHOLD.
+            chosen = [p.gliner_schema if threshold is not None else p.calibrated_schema for p in prepared]
             # A text longer than the encoder's input goes in as windows, all in the same batch_extract call.
-            plans = [self._gliner_windows(texts[i], prepared[i].gliner_schema) for i in rows]
+            plans = [self._gliner_windows(texts[i], chosen[i]) for i in rows]
             inputs: list[str] = []
             schemas: list[Any] = []
             for i, windows in zip(rows, plans, strict=True):
                 pieces = [texts[i]] if windows is None else [texts[i][w.start : w.end] for w in windows]
                 inputs += pieces
-                schemas += [prepared[i].gliner_schema] * len(pieces)
+                schemas += [chosen[i]] * len(pieces)
             extracted = self.model.batch_extract(
                 inputs,
                 schemas,
                 batch_size=self.max_batch,
-                threshold=threshold,
+                threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
                 include_confidence=True,
                 include_spans=True,
             )
@@ -492,8 +529,15 @@ class Gliner2Encoder:
 class Gliner2AdapterEncoder(Gliner2Encoder):
     """A LoRA adapter's view of its loaded base: the base's weights and lock, this adapter switched on."""
 
-    def __init__(self, base: Gliner2Encoder, adapter: str, model_id: str, label_head: Any = None) -> None:
-        super().__init__(base.model, base.max_batch, label_head)
+    def __init__(
+        self,
+        base: Gliner2Encoder,
+        adapter: str,
+        model_id: str,
+        label_head: Any = None,
+        label_thresholds: dict[str, float] | None = None,
+    ) -> None:
+        super().__init__(base.model, base.max_batch, label_head, label_thresholds)
         self.base = base  # the registry drops this view when it releases the base
         self.shared = base.shared
         self.adapter = adapter
@@ -545,7 +589,9 @@ def merged_adapter_spec(
     path = str(folder)
 
     def load() -> Gliner2Encoder:
-        # with its calibrated cut-off; a merged copy has plain weights, so the int8 form applies
-        return Gliner2Encoder(merge_adapter(path), max_batch).use_runtime(runtime, optimized_dir)
+        # with its calibrated cut-off and per-type thresholds; a merged copy has plain weights, so the int8
+        # form applies
+        merged = Gliner2Encoder(merge_adapter(path), max_batch, label_thresholds=calibrated_thresholds(path))
+        return merged.use_runtime(runtime, optimized_dir)
 
     return adapter_spec(model_id, "encoder", folder, price, f"GLiNER2 LoRA adapter saved at {folder}", load=load)

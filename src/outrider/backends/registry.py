@@ -12,31 +12,53 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from outrider.backends.base import Availability, DecoderModel, EncoderModel, Health, ModelSpec
+from outrider.backends.base import (
+    Availability,
+    DecoderModel,
+    EmbeddingModel,
+    EncoderModel,
+    Health,
+    ModelSpec,
+    SentenceEncoder,
+)
 from outrider.config import Settings
 from outrider.core.errors import ModelNotFound, ModelUnavailable, OutriderError
 from outrider.serving.batcher import ExtractionBatcher
+from outrider.serving.embedding_batcher import EmbeddingBatcher
 
 log = logging.getLogger(__name__)
+
+BatchObserver = Callable[[str, str, int], None]  # (model id, "encoder" | "decoder", batch size)
 
 
 @dataclass
 class LoadedModel:
     spec: ModelSpec
-    model: EncoderModel | DecoderModel
-    batcher: ExtractionBatcher | None
+    model: EncoderModel | DecoderModel | SentenceEncoder | EmbeddingModel
+    batcher: ExtractionBatcher | EmbeddingBatcher | None
     lock: asyncio.Lock  # decoders generate one request at a time
+
+    @property
+    def embedder(self) -> EmbeddingModel:
+        """What an embedding call goes to: a local model's micro-batcher, or an upstream model itself."""
+        if isinstance(self.batcher, EmbeddingBatcher):
+            return self.batcher
+        if isinstance(self.model, EmbeddingModel):
+            return self.model
+        raise TypeError(f"model '{self.spec.id}' is not an embedding model")
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, executor: Executor) -> None:
+    def __init__(self, settings: Settings, executor: Executor, batch_observer: BatchObserver | None = None) -> None:
         self.settings = settings
         self.executor = executor
+        self.batch_observer = batch_observer  # told the size of every batch a loaded local model runs
         self._specs: dict[str, ModelSpec] = {}
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._remote: dict[str, LoadedModel] = {}  # models served elsewhere: outside the LRU cache
@@ -167,24 +189,54 @@ class ModelRegistry:
             log.exception("loading model %s failed", spec.id)
             raise ModelUnavailable(f"model '{spec.id}' failed to load: {exc}") from exc
         self._failures.pop(spec.id, None)
-        batcher = None
+        batcher: ExtractionBatcher | EmbeddingBatcher | None = None
         if spec.kind == "encoder":
             batcher = ExtractionBatcher(
                 model,
                 self.executor,
                 max_batch=self.settings.batch_max_size,
                 max_wait_s=self.settings.batch_max_wait_ms / 1000,
+                on_batch=self._batch_observer(spec.id, "encoder"),
+            )
+        elif spec.kind == "embedding":
+            batcher = EmbeddingBatcher(
+                model,
+                self.executor,
+                max_batch=self.settings.embedding_batch_max_size,
+                max_wait_s=self.settings.embedding_batch_max_wait_ms / 1000,
             )
         loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
         if spec.base_id is not None:
-            self._adapters[spec.id] = loaded
+            self._adapters[spec.id] = loaded  # its batches are its base's, observed under the base's id
             return loaded
+        self._observe_batches(loaded)
         self._loaded[spec.id] = loaded
         while len(self._loaded) > self.settings.model_cache_size:
             evicted, entry = self._loaded.popitem(last=False)
             self._release(entry)
             log.info("evicted model %s from memory (cache size %d)", evicted, self.settings.model_cache_size)
         return loaded
+
+    def _batch_observer(self, model_id: str, kind: str) -> Callable[[int], None] | None:
+        observer = self.batch_observer
+        if observer is None:
+            return None
+        return lambda size: observer(model_id, kind, size)
+
+    def _observe_batches(self, loaded: LoadedModel) -> None:
+        """A local decoder's engine is built inside its loader: it is told where batch sizes go once loaded."""
+        engine = getattr(loaded.model, "engine", None)
+        if engine is not None and hasattr(engine, "on_batch"):
+            engine.on_batch = self._batch_observer(loaded.spec.id, "decoder")
+
+    def queue_depths(self) -> Iterator[tuple[str, str, int]]:
+        """(model id, kind, work waiting) for each loaded local model with a queue."""
+        for model_id, loaded in list(self._loaded.items()):
+            if loaded.batcher is not None:
+                yield model_id, "encoder", loaded.batcher.waiting
+            engine = getattr(loaded.model, "engine", None)
+            if engine is not None and hasattr(engine, "pending"):
+                yield model_id, "decoder", engine.pending
 
     def close(self) -> None:
         """Release every loaded model (their worker threads stop)."""

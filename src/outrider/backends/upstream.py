@@ -9,18 +9,19 @@ provider, with its price), so ``/models``, ``/v1/models`` and ``resolve`` see th
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
 
 from outrider.backends.base import ModelSpec
 from outrider.backends.upstream_anthropic import ANTHROPIC_VERSION, AnthropicStream, messages_body
-from outrider.backends.upstream_client import TRANSPORT_ERRORS, ProviderClient, is_timeout
-from outrider.backends.upstream_config import ProviderConfig, ProvidersConfig, UpstreamModelConfig, load_providers
+from outrider.backends.upstream_client import ProviderClient
+from outrider.backends.upstream_config import ProviderConfig, ProvidersConfig, load_providers
+from outrider.backends.upstream_embeddings import UpstreamEmbeddingModel
+from outrider.backends.upstream_endpoint import UpstreamEndpoint
 from outrider.backends.upstream_health import UpstreamMonitor
 from outrider.backends.upstream_openai import OpenAIStream, chat_body, completion_body
-from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, error_message
+from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream
 from outrider.config import Settings
 from outrider.core.errors import InvalidRequest, UpstreamError
 from outrider.core.messages import ChatMessage, GenerationParams
@@ -29,18 +30,8 @@ from outrider.core.usage import Price
 log = logging.getLogger(__name__)
 
 
-class UpstreamModel:
-    """One upstream model behind the ``DecoderModel`` protocol."""
-
-    monitor: UpstreamMonitor  # set right after construction: it probes through this model
-
-    def __init__(
-        self, model_id: str, provider: ProviderConfig, config: UpstreamModelConfig, client: ProviderClient
-    ) -> None:
-        self.model_id = model_id
-        self.provider = provider
-        self.config = config
-        self.client = client
+class UpstreamModel(UpstreamEndpoint):
+    """One upstream text-generation model behind the ``DecoderModel`` protocol."""
 
     def start(self, prompt: list[ChatMessage] | str, params: GenerationParams) -> UpstreamStream:
         """Prepare the call and return its stream at once; the request goes out on ``opened()`` or iteration."""
@@ -87,27 +78,6 @@ class UpstreamModel:
             whole=not params.stream,
         )
 
-    async def probe(self) -> str | None:
-        """None when the upstream answers its model list (and lists this model when it lists any);
-        otherwise why not. OpenAI-type: ``GET {base}/models``; Anthropic: ``GET {base}/v1/models``."""
-        path = "/v1/models" if self.provider.type == "anthropic" else "/models"
-        where = f"upstream '{self.provider.name}'"
-        try:
-            status, content = await self.client.get(self.provider.base_url + path, self.provider.probe_timeout_s)
-        except TRANSPORT_ERRORS as exc:
-            if is_timeout(exc):
-                return f"{where} did not answer its health probe within {self.provider.probe_timeout_s} s"
-            return f"{where} is unreachable: {type(exc).__name__}: {exc}"
-        if status >= 400:
-            return f"{where} answered {status} to GET {path}: {error_message(content)}"
-        try:
-            listed = {str(m.get("id")) for m in json.loads(content).get("data") or () if isinstance(m, dict)}
-        except (ValueError, AttributeError):
-            return None  # reachable and answering; not every server lists models in OpenAI's shape
-        if listed and self.config.model not in listed:
-            return f"{where} does not list model '{self.config.model}'"
-        return None
-
 
 class UpstreamProviders:
     """Every declared provider's client and every upstream model, with their health."""
@@ -116,7 +86,7 @@ class UpstreamProviders:
         environ = os.environ if environ is None else environ
         self.config = config
         self.clients: dict[str, ProviderClient] = {}
-        self.models: dict[str, UpstreamModel] = {}
+        self.models: dict[str, UpstreamEndpoint] = {}
         for provider in config.providers:
             key, unusable = None, None
             if provider.api_key_env:
@@ -133,7 +103,8 @@ class UpstreamProviders:
             self.clients[provider.name] = client
             for entry in provider.models:
                 model_id = provider.exposed_id(entry)
-                model = UpstreamModel(model_id, provider, entry, client)
+                kind = UpstreamEmbeddingModel if entry.kind == "embedding" else UpstreamModel
+                model = kind(model_id, provider, entry, client)
                 model.monitor = UpstreamMonitor(
                     model_id,
                     model.probe,
@@ -166,11 +137,11 @@ class UpstreamProviders:
             await client.aclose()
 
 
-def spec_for(model: UpstreamModel) -> ModelSpec:
+def spec_for(model: UpstreamEndpoint) -> ModelSpec:
     provider, entry = model.provider, model.config
     return ModelSpec(
         id=model.model_id,
-        kind="decoder",
+        kind=entry.kind,
         source="upstream",
         description=entry.description or f"{entry.model} from {provider.type}-compatible provider '{provider.name}'",
         load=lambda: model,

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, parse_json
+from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, parse_json, token_count
 from outrider.core.errors import RateLimited, UpstreamError
 from outrider.core.messages import ChatMessage, FinishReason, GenerationChunk, GenerationParams
 
@@ -140,9 +140,14 @@ class AnthropicStream(UpstreamStream):
             return
         prompt = None
         if usage.get("input_tokens") is not None:
-            # Cached prompt tokens are prompt tokens too (priced alike here).
-            prompt = sum(int(usage.get(k) or 0) for k in _PROMPT_USAGE_FIELDS)
-        self._usage(prompt, usage.get("output_tokens"))
+            # Anthropic's input_tokens leaves out the cached ones; Outrider's prompt_tokens counts them all.
+            prompt = sum(token_count(usage.get(k)) for k in _PROMPT_USAGE_FIELDS)
+        self._usage(
+            prompt,
+            usage.get("output_tokens"),
+            usage.get("cache_read_input_tokens"),
+            usage.get("cache_creation_input_tokens"),
+        )
 
     def _raise_error(self, error: dict[str, Any]) -> None:
         kind, message = error.get("type", "api_error"), error.get("message", "unknown error")

@@ -12,9 +12,13 @@
           - model: Qwen/Qwen2.5-7B-Instruct   # the upstream's own model name
             id: qwen-7b                        # optional; default "<provider name>/<model>"
             price: [0.2, 0.6]                  # USD per million input / output tokens
+                                               # (4 values: + cache read, cache write)
             context_length: 32768
             capabilities: [chat, json, completions]
             sampling: true                     # false: never send temperature / top_p
+          - model: text-embedding-3-small
+            kind: embedding                    # served on POST /v1/embeddings (default: decoder)
+            price: [0.02, 0]
 
 See ``docs/providers.md`` for every field.
 """
@@ -40,8 +44,14 @@ class _Strict(BaseModel):
 
 class UpstreamModelConfig(_Strict):
     model: str = Field(min_length=1, description="The model name the upstream knows, sent as its 'model'.")
+    kind: Literal["decoder", "embedding"] = Field(
+        "decoder", description="decoder: text generation; embedding: its /embeddings (OpenAI-type providers only)."
+    )
     id: str | None = Field(None, min_length=1, description="The id Outrider exposes; default '<provider>/<model>'.")
-    price: tuple[float, float] = Field((0.0, 0.0), description="USD per million [input, output] tokens.")
+    price: tuple[float, float] | tuple[float, float, float, float] = Field(
+        (0.0, 0.0),
+        description="USD per million [input, output] tokens, or [input, output, cache read, cache write] tokens.",
+    )
     context_length: int | None = Field(None, ge=1)
     capabilities: tuple[str, ...] = ("chat",)
     description: str | None = None
@@ -49,9 +59,17 @@ class UpstreamModelConfig(_Strict):
     # are then never sent.
     sampling: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _embedding_capabilities(cls, data: object) -> object:
+        """An embedding model's capabilities default to ``[embeddings]`` rather than ``[chat]``."""
+        if isinstance(data, dict) and data.get("kind") == "embedding" and "capabilities" not in data:
+            return {**data, "capabilities": ["embeddings"]}
+        return data
+
     @field_validator("price")
     @classmethod
-    def _non_negative(cls, value: tuple[float, float]) -> tuple[float, float]:
+    def _non_negative(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if min(value) < 0:
             raise ValueError("prices must be >= 0 (USD per million input and output tokens)")
         return value
@@ -97,6 +115,12 @@ class ProviderConfig(_Strict):
         if not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _embeddings_are_openai(self) -> ProviderConfig:
+        if self.type != "openai" and any(m.kind == "embedding" for m in self.models):
+            raise ValueError("embedding models need an openai-type provider (Anthropic has no embeddings API)")
+        return self
 
     def exposed_id(self, model: UpstreamModelConfig) -> str:
         return model.id or f"{self.name}/{model.model}"

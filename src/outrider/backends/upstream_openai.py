@@ -83,9 +83,7 @@ class OpenAIStream(UpstreamStream):
             return ()
         payload = parse_json(self.call, data)
         self._check_error(payload)
-        usage = payload.get("usage")
-        if isinstance(usage, dict):
-            self._usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._record_usage(payload.get("usage"))
         chunks = []
         for choice in payload.get("choices") or ():
             if choice.get("index", 0) != 0:
@@ -102,9 +100,7 @@ class OpenAIStream(UpstreamStream):
         ``delta``, usage always included."""
         self._finished = True
         self._check_error(payload)
-        usage = payload.get("usage")
-        if isinstance(usage, dict):
-            self._usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._record_usage(payload.get("usage"))
         for choice in payload.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
@@ -113,6 +109,15 @@ class OpenAIStream(UpstreamStream):
                 self._finish(choice)
             return [GenerationChunk(text, logprobs)] if text or logprobs else []
         raise UpstreamError(f"upstream '{self.call.provider}' answered without a choice for '{self.call.model_id}'")
+
+    def _record_usage(self, usage: object) -> None:
+        """``prompt_tokens`` includes the ``prompt_tokens_details.cached_tokens`` read from OpenAI's prompt cache
+        (OpenAI reports no cache writes)."""
+        if not isinstance(usage, dict):
+            return
+        details = usage.get("prompt_tokens_details")
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        self._usage(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached)
 
     def _check_error(self, payload: dict[str, Any]) -> None:
         if "error" in payload:

@@ -53,6 +53,11 @@ _BACKGROUND: set[asyncio.Task] = set()  # closes scheduled by cancel(); referenc
 _ESTIMATED_CHARS_PER_TOKEN = 4
 
 
+def estimated_tokens(chars: int) -> int:
+    """Tokens of ``chars`` characters, for upstreams that report no usage (about four characters a token)."""
+    return -(-chars // _ESTIMATED_CHARS_PER_TOKEN)
+
+
 @dataclass(frozen=True)
 class UpstreamCall:
     """One request to send: where, with what, and whose breaker it feeds."""
@@ -154,6 +159,8 @@ class UpstreamStream(ABC):
         self.call = call
         self.prompt_tokens = 0  # known at once from Anthropic upstreams, at the end from OpenAI ones
         self.completion_tokens: int | None = None
+        self.cache_read_tokens = 0  # of prompt_tokens, as the upstream reports them
+        self.cache_write_tokens = 0
         self.finish_reason: FinishReason | None = None
         self.stop_sequence: str | None = None
         self._response: aiohttp.ClientResponse | None = None
@@ -387,10 +394,10 @@ class UpstreamStream(ABC):
             # No final usage from the upstream (cancelled early, or a server that does not report usage in
             # streams): about one token per streamed chunk (a whole answer: from its length), the prompt from
             # its length. Marked as estimated.
-            produced = -(-len(text) // _ESTIMATED_CHARS_PER_TOKEN) if self.call.whole else self._chunks
+            produced = estimated_tokens(len(text)) if self.call.whole else self._chunks
             completion = max(completion or 0, produced)
             if not prompt:
-                prompt = -(-self.call.prompt_chars // _ESTIMATED_CHARS_PER_TOKEN)
+                prompt = estimated_tokens(self.call.prompt_chars)
             extra = {"usage_estimated": True}
         return GenerationResult(
             text=text,
@@ -400,15 +407,36 @@ class UpstreamStream(ABC):
             stop_sequence=self.stop_sequence if reason == "stop_sequence" else None,
             logprobs=tuple(self._logprobs),
             extra=extra,
+            cache_read_tokens=min(self.cache_read_tokens, prompt),
+            cache_write_tokens=min(self.cache_write_tokens, max(prompt - self.cache_read_tokens, 0)),
         )
 
-    def _usage(self, prompt_tokens: int | None, completion_tokens: int | None) -> None:
-        """Record usage the upstream reported (fields it leaves out keep their earlier value)."""
+    def _usage(
+        self,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+    ) -> None:
+        """Record usage the upstream reported (fields it leaves out keep their earlier value). Cache reads and
+        writes are counted within ``prompt_tokens``."""
         if prompt_tokens is not None:
-            self.prompt_tokens = int(prompt_tokens)
+            self.prompt_tokens = token_count(prompt_tokens)
         if completion_tokens is not None:
-            self.completion_tokens = int(completion_tokens)
+            self.completion_tokens = token_count(completion_tokens)
+        if cache_read_tokens is not None:
+            self.cache_read_tokens = token_count(cache_read_tokens)
+        if cache_write_tokens is not None:
+            self.cache_write_tokens = token_count(cache_write_tokens)
         self._usage_reported = True
+
+
+def token_count(value: object) -> int:
+    """A token count as an upstream sent it: a non-negative integer, whatever it sent (junk counts as 0)."""
+    try:
+        return max(int(value), 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def parse_json(call: UpstreamCall, data: str) -> dict[str, Any]:

@@ -50,6 +50,9 @@ class EvalOptions:
     training_type: str = "full"
     batch_size: int | None = None
     learning_rate: float | None = None
+    early_stopping_patience: int | None = None
+    # the job's validation split (calibration and the choice of the best epoch), out of the training examples
+    validation_fraction: float = 0.1
     peer_epochs: int = 20
     base_models_dir: Path | None = None
 
@@ -138,7 +141,8 @@ def _fine_tune(client: httpx.Client, options: EvalOptions, name: str, dataset: s
         "nr_epochs": options.epochs,
         "batch_size": options.batch_size,
         "learning_rate": options.learning_rate,
-        "validation_fraction": 0.05,
+        "early_stopping_patience": options.early_stopping_patience,
+        "validation_fraction": options.validation_fraction,
     }
     response = client.post(JOBS, json={k: v for k, v in body.items() if v is not None})
     if response.status_code != 201:

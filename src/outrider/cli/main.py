@@ -16,7 +16,10 @@ from outrider.cli.training import register as register_training_commands
 from outrider.cli.users import users_app
 from outrider.cli.worker import worker
 from outrider.config import Settings, build_settings
+from outrider.observability.logs import configure_logging
 from outrider.training.demo_data import DEMO_EXAMPLES
+
+log = logging.getLogger("outrider")
 
 app = typer.Typer(
     help="Outrider: data, fine-tuning, serving and a gateway for small task-specific models.",
@@ -61,23 +64,23 @@ def serve(
     from outrider.app_state import build_services
 
     settings = _settings(data_dir, host=host, port=port, model_dirs=model_dir or None)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
     if services.bootstrap and services.bootstrap.raw_key:
-        typer.secho("Created the admin account. Its API key (shown once, store it now):", fg="green", err=True)
+        # A log record (text or JSON, like every line on stderr); the key itself goes to stdout.
+        log.warning("created the admin account; its API key, shown once, is on standard output: store it now")
         typer.echo(services.bootstrap.raw_key)
     if services.bootstrap and services.bootstrap.password:
-        typer.secho(
-            "Its owner user 'admin' signs in with this password (shown once, store it now):", fg="green", err=True
-        )
+        log.warning("its owner user 'admin' signs in with the password on standard output: store it now")
         typer.echo(services.bootstrap.password)
-    typer.secho(f"Outrider on http://{settings.host}:{settings.port}  (data: {settings.data_dir.resolve()})", err=True)
+    log.info("Outrider on http://%s:%s (data: %s)", settings.host, settings.port, settings.data_dir.resolve())
     uvicorn.run(
         create_app(settings, services),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=False,
+        log_config=None,  # uvicorn's records go through configure_logging's handler (text or JSON)
+        access_log=False,  # OUTRIDER_ACCESS_LOG logs requests with their route and request id instead
     )
 
 
@@ -166,7 +169,9 @@ def infer(
     schema: str | None = typer.Option(None, "--schema", "-s", help="Full schema as JSON."),
     prompt: str | None = typer.Option(None, "--prompt", "-p", help="Generate from this prompt (decoders)."),
     max_tokens: int = typer.Option(128, help="Most tokens to generate."),
-    threshold: float = typer.Option(0.5, help="Extraction threshold."),
+    threshold: float | None = typer.Option(
+        None, help="Extraction threshold (default: the model's, a fine-tune's calibrated per-type thresholds)."
+    ),
     url: str = typer.Option("http://127.0.0.1:8000", envvar="OUTRIDER_URL", help="Server URL."),
     api_key: str = typer.Option(..., envvar="OUTRIDER_API_KEY", help="API key (or OUTRIDER_API_KEY)."),
 ) -> None:
@@ -187,7 +192,9 @@ def infer(
             typer.secho("extraction needs --text and --entities or --schema (or use --prompt)", fg="red", err=True)
             raise typer.Exit(2)
         parsed = json.loads(schema) if schema else {"entities": [e.strip() for e in entities.split(",")]}
-        body = {"model_id": model, "text": text, "schema": parsed, "threshold": threshold, "include_confidence": True}
+        body = {"model_id": model, "text": text, "schema": parsed, "include_confidence": True}
+        if threshold is not None:
+            body["threshold"] = threshold
     response = httpx.post(f"{url.rstrip('/')}/inference", json=body, headers={"X-API-Key": api_key}, timeout=600)
     typer.echo(json.dumps(response.json(), indent=2))
     if response.status_code >= 400:

@@ -70,6 +70,9 @@ def train(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the order and the initialisation."),
     validation_fraction: float = typer.Option(0.1, "--validation-fraction", help="Share held out for metrics."),
+    early_stopping_patience: int | None = typer.Option(
+        None, "--early-stopping-patience", help="Stop after this many epochs without a better validation F1."
+    ),
     detach: bool = typer.Option(False, "--detach", help="Print the job id and return without following it."),
     url: str = Url,
     api_key: str = ApiKey,
@@ -89,6 +92,7 @@ def train(
         "batch_size": batch_size,
         "seed": seed,
         "validation_fraction": validation_fraction,
+        "early_stopping_patience": early_stopping_patience,
     }
     with httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=60) as client:
         response = client.post(JOBS, json={k: v for k, v in body.items() if v is not None})
@@ -127,6 +131,10 @@ def evaluate(
     training_type: str = typer.Option("full", "--training-type", help="lora or full."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Fine-tuning batch size."),
     learning_rate: float | None = typer.Option(None, "--learning-rate", help="Fine-tuning learning rate."),
+    early_stopping_patience: int | None = typer.Option(
+        None, "--early-stopping-patience", help="Fine-tuning: epochs without a better validation F1 before stopping."
+    ),
+    validation_fraction: float = typer.Option(0.1, "--validation-fraction", help="The job's validation share."),
     peer_epochs: int = typer.Option(20, "--peer-epochs", help="spaCy NER training epochs."),
     base_models_dir: Path | None = typer.Option(None, "--base-models-dir", help="Reuse built base models."),
 ) -> None:
@@ -146,6 +154,8 @@ def evaluate(
         training_type=training_type,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        early_stopping_patience=early_stopping_patience,
+        validation_fraction=validation_fraction,
         peer_epochs=peer_epochs,
         base_models_dir=base_models_dir,
     )

@@ -15,12 +15,15 @@ def worker(
     concurrency: int | None = typer.Option(None, "--concurrency", help="Most jobs run at once (default 2)."),
 ) -> None:
     """Run queued jobs (generation, training, ...) until stopped with Ctrl-C or SIGTERM."""
+    from sqlalchemy import make_url
+
     from outrider.app_state import build_services
     from outrider.config import build_settings
     from outrider.jobs.worker import Worker
+    from outrider.observability.logs import configure_logging
 
     settings = build_settings(data_dir=data_dir, worker_concurrency=concurrency)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     services = build_services(settings)
 
     async def run() -> None:
@@ -29,7 +32,8 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, task.cancel)
-        typer.secho(f"worker {job_worker.worker_id} on {settings.resolved_database_url}", err=True)
+        database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        logging.getLogger("outrider").info("worker %s on %s", job_worker.worker_id, database)
         try:
             await task
         except asyncio.CancelledError:

@@ -58,6 +58,8 @@ class GenerationResult:
     stop_sequence: str | None = None
     logprobs: tuple[TokenLogprob, ...] = ()
     extra: dict = field(default_factory=dict)
+    cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens: written to it
 
 
 class GenerationStream(Protocol):

@@ -296,6 +296,9 @@ class TrainerRun:
                 metrics=self.done.get("metrics") or {},
                 train_seconds=self.done.get("train_seconds"),
                 steps=self.done.get("steps"),
+                best_step=self.done.get("best_step"),
+                best_epoch=self.done.get("best_epoch"),
+                early_stopped=bool(self.done.get("early_stopped")),
             )
             if self.done.get("model_path"):
                 result["model_path"] = self.training.relative_path(self.job_dir / self.done["model_path"])

@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -117,12 +118,17 @@ class Worker:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
+        self._last_tick = time.monotonic()  # the claim loop's last turn: readiness reads it
 
     # -- life cycle ------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.recover_abandoned()
         self.jobs.attach(self)
-        self._tasks = [asyncio.create_task(self._claim_loop()), asyncio.create_task(self._heartbeat_loop())]
+        self._last_tick = time.monotonic()
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+        ]
         log.info("job worker %s started (kinds: %s)", self.worker_id, ", ".join(self.handlers.kinds()))
 
     async def run_forever(self) -> None:
@@ -138,12 +144,28 @@ class Worker:
         self.jobs.detach(self)
         for task in self._tasks:
             task.cancel()
+        # the claim loop may still be putting an unstarted job back in the queue
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         running = list(self._running.values())
         for task, _ in running:
             task.cancel()
         for task, _ in running:
             with contextlib.suppress(BaseException):
                 await task
+
+    def liveness(self) -> str | None:
+        """None while the worker claims jobs, else why not: stopped, a loop that ended, or a claim loop that
+        has not turned for ``job_stale_after_s`` (stuck, e.g. on a database that does not answer)."""
+        if self._stopping or not self._tasks:
+            return "the worker is not running"
+        for task in self._tasks:
+            if task.done():
+                problem = None if task.cancelled() else task.exception()
+                return f"the worker's {task.get_name()} loop ended" + (f": {problem!r}" if problem else "")
+        idle_s = time.monotonic() - self._last_tick
+        if idle_s > self.stale_after.total_seconds():
+            return f"the worker's claim loop has not run for {idle_s:.0f} s"
+        return None
 
     def flag_stop(self, job_id: str) -> None:
         """The job's stop flag was raised in this process: tell its handler now."""
@@ -158,10 +180,20 @@ class Worker:
     # -- claiming and running ----------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            self._last_tick = time.monotonic()
             job = None
             if len(self._running) < self.concurrency:
+                # The claim runs in a thread that a stop cannot interrupt: a job it claims while the worker
+                # stops goes back to the queue, or it would stay "running" with nobody running it.
+                claim = asyncio.ensure_future(asyncio.to_thread(self._claim))
                 try:
-                    job = await asyncio.to_thread(self._claim)
+                    job = await asyncio.shield(claim)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        unstarted = await claim
+                        if unstarted is not None:
+                            await asyncio.to_thread(self._release, unstarted)
+                    raise
                 except Exception:
                     log.exception("claiming a job failed")
             if job is not None:
@@ -174,6 +206,11 @@ class Worker:
     def _claim(self) -> Job | None:
         with self.db.session() as s:
             return q.claim_next(s, self.handlers.kinds(), self.worker_id)
+
+    def _release(self, job: Job) -> None:
+        with self.db.session() as s:
+            if q.release_claim(s, job.id, self.worker_id):
+                log.info("worker %s stopped before starting job %s: back in the queue", self.worker_id, job.id)
 
     def _launch(self, job: Job) -> None:
         ctx = RunningJob(self, job)

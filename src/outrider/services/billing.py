@@ -104,7 +104,7 @@ class BillingService:
         """Reserve the most this call can cost; ``InsufficientCredits`` (402) when it cannot be covered."""
         if principal.account.unlimited_credits:
             return None
-        amount = price.cost_micro_usd(prompt_tokens, completion_tokens)
+        amount = price.bound_micro_usd(prompt_tokens, completion_tokens)
         if amount <= 0:
             return None
         account_id = principal.account.id

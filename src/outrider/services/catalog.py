@@ -45,6 +45,11 @@ from outrider.storage.records import Job
 
 Source = Callable[[str], ModelSpec | None]  # blocking: may read the database or the disk
 MODELS_LISTING = "GET /models"
+KIND_HINTS: dict[ModelKind, str] = {  # what a model of each kind is called with, for a call of another kind
+    "encoder": "send a 'schema' to extract with it",
+    "decoder": "use it for generation",
+    "embedding": "call POST /v1/embeddings with it",
+}
 
 
 class ModelCatalog:
@@ -149,8 +154,9 @@ class ModelCatalog:
         spec = await self.model_for(model_id, principal.account.id, param=param)
         check_pool(principal, model_id, spec, param)
         if spec.kind != kind:
-            hint = "send a 'schema' to extract with it" if spec.kind == "encoder" else "use it for generation"
-            raise InvalidRequest(f"model '{model_id}' is a {spec.kind} model: {hint}", param=param)
+            hint = KIND_HINTS[spec.kind]
+            article = "an" if spec.kind[0] in "aeiou" else "a"
+            raise InvalidRequest(f"model '{model_id}' is {article} {spec.kind} model: {hint}", param=param)
         return spec
 
     # -- listing --------------------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ class ExtractionRequest:
     model_id: str
     texts: list[str]
     schema: ExtractionSchema
-    threshold: float = 0.5
+    # None: the model's own defaults (a fine-tune's calibrated per-type thresholds, else 0.5); a number
+    # overrides them for every type whose schema item sets no threshold of its own
+    threshold: float | None = None
     include_confidence: bool = False
     include_spans: bool = False
     batch: bool = False  # the caller sent a list: answer with a list
@@ -75,7 +77,7 @@ class ExtractionService:
 
     async def extract(self, ctx: CallContext, request: ExtractionRequest) -> ExtractionOutcome:
         self._check_texts(request.texts)
-        if not 0.0 <= request.threshold <= 1.0:
+        if request.threshold is not None and not 0.0 <= request.threshold <= 1.0:
             raise InvalidRequest("threshold must be between 0 and 1", param="threshold")
         spec = await self.catalog.for_call(ctx.principal, request.model_id, "encoder", param="model_id")
         started = time.perf_counter()

@@ -111,16 +111,27 @@ class ActiveGeneration:
         return int(getattr(self.streams[0], "prompt_tokens", 0) or 0)
 
     @property
+    def early_usage(self) -> Usage:
+        """The prompt's usage as far as it is known before the first token (an Anthropic upstream reports its
+        cache reads and writes then; others report them at the end, in ``usage``). No cost: not final."""
+        stream = self.streams[0]
+        read = int(getattr(stream, "cache_read_tokens", 0) or 0)
+        write = int(getattr(stream, "cache_write_tokens", 0) or 0)
+        return Usage(self.prompt_tokens, 0, 0, read, write)
+
+    @property
     def usage(self) -> Usage:
         # The prompt is processed once per choice but billed once, as OpenAI does for n > 1.
-        prompt = self.results[0].prompt_tokens if self.results else 0
+        first = self.results[0] if self.results else None
+        prompt = first.prompt_tokens if first else 0
+        read, write = (first.cache_read_tokens, first.cache_write_tokens) if first else (0, 0)
         completion = sum(r.completion_tokens for r in self.results)
-        cost = self.spec.price.cost_micro_usd(prompt, completion)
+        cost = self.spec.price.cost_micro_usd(prompt, completion, read, write)
         if self.hold is not None:
             # Only an upstream counting more prompt tokens than bytes could exceed the reservation: the
             # reservation is what the caller agreed to pay, so that is the most charged and reported.
             cost = min(cost, self.hold.amount)
-        return Usage(prompt, completion, cost)
+        return Usage(prompt, completion, cost, read, write)
 
     async def chunks(self) -> AsyncIterator[tuple[int, GenerationChunk]]:
         """(choice index, chunk) pairs as they are produced. Closing the iterator early cancels generation."""

@@ -24,6 +24,9 @@ class LocalWorker(Protocol):
 
     def flag_stop(self, job_id: str) -> None: ...
 
+    def liveness(self) -> str | None:
+        """None while it runs jobs, else why not (``/health/ready`` reports it)."""
+
 
 class JobService:
     def __init__(self, db: Database, handlers: JobHandlers | None = None) -> None:
@@ -37,6 +40,10 @@ class JobService:
     def detach(self, worker: LocalWorker) -> None:
         if worker in self._local_workers:
             self._local_workers.remove(worker)
+
+    @property
+    def local_workers(self) -> list[LocalWorker]:
+        return list(self._local_workers)
 
     async def submit(self, account_id: str, kind: str, payload: dict[str, Any], *, prefix: str = "job") -> Job:
         """Queue a job (durably: a restart does not lose it) and wake this process's worker, if any."""

@@ -26,7 +26,7 @@ class LabelingRequest:
     labels: list[str]
     inputs: list[str]
     model_id: str | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's own defaults, as for ``ExtractionRequest``
     dataset_name: str | None = None
 
 

@@ -43,10 +43,6 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; with no hash (no such user) a dummy hash is verified and False returned."""
     try:
         matched = _hasher.verify(password_hash or _dummy_hash(), password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):  # a lone surrogate
         return False
     return matched and password_hash is not None
-
-
-def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)

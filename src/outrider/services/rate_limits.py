@@ -1,6 +1,7 @@
 """Rate limits per endpoint group, counted per API key and per account (library ``limits``).
 
 Groups: ``inference`` (native /inference), ``chat`` (the OpenAI and Anthropic generation endpoints),
+``embeddings`` (``POST /v1/embeddings``),
 ``generate`` and ``training`` (their jobs' endpoints). A request must fit both its key's window and its
 account's window (several keys cannot multiply an account's allowance). Counters live in memory by
 default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``) when several API processes serve.
@@ -31,7 +32,7 @@ from limits.storage import storage_from_string
 from outrider.core.errors import RateLimited
 from outrider.services.accounts import Principal
 
-GROUPS = ("inference", "chat", "generate", "training")
+GROUPS = ("inference", "chat", "embeddings", "generate", "training")
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,9 @@ class RateLimiter:
     async def hit(self, group: str, who: Principal) -> WindowState | None:
         """Count one request; raise ``RateLimited`` (with Retry-After and X-RateLimit-* headers) when over."""
         item = self._items.get(group)
-        if item is None:
-            return None
         states = []
-        for scope, ident in (("key", who.caller_id), ("account", who.account.id)):
+        # A group without a configured limit still counts against the key's own request and token limits.
+        for scope, ident in (("key", who.caller_id), ("account", who.account.id)) if item is not None else ():
             allowed = await self._limiter.hit(item, group, scope, ident)
             stats = await self._limiter.get_window_stats(item, group, scope, ident)
             state = WindowState(item.amount, stats.remaining, stats.reset_time)
@@ -163,7 +163,7 @@ class RateLimiter:
             states.append(await self._hit_key_rpm(who))
         if who.tpm_limit:
             states.append(await self._check_key_tpm(who))
-        return min(states, key=lambda s: s.remaining)
+        return min(states, key=lambda s: s.remaining) if states else None
 
     async def _hit_key_rpm(self, who: Principal) -> WindowState:
         item = RateLimitItemPerMinute(who.rpm_limit)

@@ -50,6 +50,8 @@ class _Pending:
 
 
 TokenMeter = Callable[[Principal, int], Awaitable[None]]
+# (model that served, surface, task, status, usage, latency in ms): told of every recorded call (metrics).
+CallObserver = Callable[[str, str, str, str, Usage, float], None]
 
 
 class Recorder:
@@ -57,9 +59,12 @@ class Recorder:
     transaction, and each caller returns only once its own record is committed (durable before the
     response is sent, without one commit per request under load)."""
 
-    def __init__(self, db: Database, token_meter: TokenMeter | None = None) -> None:
+    def __init__(
+        self, db: Database, token_meter: TokenMeter | None = None, observer: CallObserver | None = None
+    ) -> None:
         self.db = db
         self.token_meter = token_meter
+        self.observer = observer
         self._pending: set[asyncio.Task] = set()
         self._commits: GroupCommit[_Pending, None] = GroupCommit(db, self._write, on_failure=self._release_holds)
 
@@ -132,6 +137,8 @@ class Recorder:
                 latency_ms=round(latency_ms, 3),
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
                 cost_micro_usd=usage.cost_micro_usd,
                 project_id=ctx.project_id,
                 training_job_id=spec.training_job_id,
@@ -148,12 +155,16 @@ class Recorder:
             status=status,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
             cost_micro_usd=usage.cost_micro_usd,
             latency_ms=round(latency_ms, 3),
         )
         if hold is not None:
             hold.done = True  # settled by this write, or released if the write fails
         reference_id = ctx.job_id or inference_id
+        if self.observer is not None:
+            self.observer(spec.id, ctx.surface, task, status, usage, latency_ms)
         await self._commits.submit(_Pending(inference_id, inference, new_usage, hold, reference_id))
         if self.token_meter is not None and usage.total_tokens:
             await self.token_meter(ctx.principal, usage.total_tokens)

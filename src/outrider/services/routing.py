@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from outrider.backends.base import ModelSpec
@@ -55,10 +56,17 @@ class RoutingOptions:
 
 
 class RoutingService:
-    def __init__(self, settings: Settings, catalog: ModelCatalog, db: Database) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: ModelCatalog,
+        db: Database,
+        on_decision: Callable[[RoutingDecision], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.db = db
+        self.on_decision = on_decision  # told every decision (metrics)
         self._router: Router | None = None
         self._loading: asyncio.Task | None = None
 
@@ -116,7 +124,7 @@ class RoutingService:
                 spec = await self.catalog.model_for(model_id, account_id)
                 if spec.kind != "decoder":
                     raise InvalidRequest(
-                        f"routing.model_pool: '{model_id}' is an extraction model; routing picks between "
+                        f"routing.model_pool: '{model_id}' is an {spec.kind} model; routing picks between "
                         "generation models",
                         param="routing.model_pool",
                     )
@@ -162,6 +170,8 @@ class RoutingService:
             options.task if options else None,
             max_output_tokens=max_output_tokens,
         )
+        if self.on_decision is not None:
+            self.on_decision(decision)
         return decision, {s.id: s for s in specs}
 
     def observe(self, model_id: str, latency_ms: float) -> None:

@@ -72,6 +72,7 @@ class TrainingRequest:
     batch_size: int | None = None
     seed: int = 0
     validation_fraction: float = 0.1
+    early_stopping_patience: int | None = None  # encoders: validations without a better F1 before stopping
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class TrainingService:
                 "batch_size": request.batch_size,
                 "seed": request.seed,
                 "validation_fraction": request.validation_fraction,
+                "early_stopping_patience": request.early_stopping_patience,
             },
             "api_key_id": principal.key_id,
             "user_id": principal.user_id,

@@ -13,7 +13,9 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, make_url
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,15 +75,32 @@ class Database:
         # the calls that arrived meanwhile: one at a time, they never wait on each other's SQLite write lock
         # inside this process, and handing work to it costs less than to a shared pool.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-db-writer")
+        self._head: str | None = None  # the migrations' head revision, read once
 
-    def migrate(self) -> None:
-        """Apply every pending Alembic migration (idempotent; runs at start-up)."""
+    def _alembic_config(self) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return config
+
+    def migrate(self) -> None:
+        """Apply every pending Alembic migration (idempotent; runs at start-up)."""
+        config = self._alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def ping(self) -> None:
+        """One round trip to the database (``SELECT 1`` on a pooled connection); raises when it fails."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def migration_revisions(self) -> tuple[str | None, str | None]:
+        """(the revision the database is at, the newest revision this code ships)."""
+        if self._head is None:
+            self._head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision(), self._head
 
     @contextmanager
     def session(self) -> Iterator[Session]:

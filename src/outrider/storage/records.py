@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -90,6 +90,8 @@ class Inference:
     routing: Any
     created_at: datetime
     feedback: Feedback | None = None
+    cache_read_tokens: int = 0  # of prompt_tokens: read from an upstream's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens: written to it
     judgement: Judgement | None = None
 
 
@@ -115,6 +117,8 @@ class NewInference:
     error_type: str | None = None
     error_message: str | None = None
     routing: Any = None
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ class NewUsage:
     completion_tokens: int
     cost_micro_usd: int
     latency_ms: float
+    cache_read_tokens: int = field(default=0, kw_only=True)  # of prompt_tokens
+    cache_write_tokens: int = field(default=0, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,8 @@ class UsageTotals:
     prompt_tokens: int
     completion_tokens: int
     cost_micro_usd: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@
    clipping, and the boundary head's gold-injection schedule as ``gliner2``'s own trainer sets it
    (``EncoderTask`` is the encoder's side of that loop: loss, validation, saving);
 4. after every epoch (and every ``checkpoint_every_steps``) it calibrates decoding on the validation
-   records (abstention cut-off and decision threshold, ``encoder_calibration``), predicts and scores them
-   (``metrics.encoder_metrics``) and saves a loadable checkpoint folder with ``outrider.json``; a stop
-   request saves what it has at once and returns without validating.
+   records (abstention cut-off, a global and a per-entity-type decision threshold, ``encoder_calibration``),
+   predicts and scores them (``metrics.encoder_metrics``) and saves a loadable checkpoint folder with
+   ``outrider.json``; a stop request saves what it has at once and returns without validating;
+5. the final model is the validated checkpoint with the best validation F1 (not the last one: on sparse
+   data the F1 after each epoch jumps up and down), and ``early_stopping_patience`` ends the run once that
+   many validations in a row have not beaten it.
 
 The loop is ours rather than ``gliner2``'s ``ExtractorTrainer`` because the job needs progress per step,
 a stop within seconds, checkpoints with metrics, and learning rates per head, none of which that trainer
@@ -98,6 +101,9 @@ class EncoderTrainingResult:
     train_seconds: float
     seconds_per_step: float | None
     checkpoints: list[Path] = field(default_factory=list)
+    best_step: int | None = None  # the step and epoch of ``model_dir`` when it is the best validated checkpoint
+    best_epoch: int | None = None
+    early_stopped: bool = False
 
 
 # --- 1. The model to train ----------------------------------------------------------------------------
@@ -263,7 +269,7 @@ class EncoderTask:
     def loss(self, batch: list[int], step: int) -> Any:
         if self.plan.curriculum:  # the label-order phase draws from the run's generator, after the epoch's order
             phase = cls.curriculum_phase(step, self.total_steps, self.order_rng)
-            self.trainable.core.processor.sampling_config = cls.sampling_config(phase)
+            self.trainable.core.processor.sampling_config = _entity_sampling(cls.sampling_config(phase), self.config)
         return _step_loss(self.trainable, self.plan, batch, self.collate, step, self.total_steps)
 
     def validate(self) -> dict[str, Any] | None:
@@ -367,6 +373,8 @@ def run_encoder_training(
 
     trainable.forward_model.train()
     trainable.core.processor.change_mode(is_training=True)
+    processor = trainable.core.processor
+    processor.sampling_config = _entity_sampling(processor.sampling_config, config)
     settings = LoopSettings(
         out_dir=out_dir,
         examples=len(plan.examples),
@@ -379,19 +387,45 @@ def run_encoder_training(
         parameters=[p for group in optimizer.param_groups for p in group["params"]],
         max_grad_norm=config.max_grad_norm,
         order_rng=order_rng,
+        patience=config.early_stopping_patience,
     )
     run = train_loop(task, settings, Hooks(on_progress, should_stop, on_checkpoint))
+    return _result(run)
+
+
+def _result(run: RunState) -> EncoderTrainingResult:
+    """The run's outcome: its final model is the validated checkpoint with the best F1 (the last checkpoint
+    when nothing was validated), with that checkpoint's figures."""
+    best = run.best
+    if best is not None:
+        log.info(
+            "final model: the checkpoint of step %d (epoch %d), validation F1 %.4f", best.step, best.epoch, best.score
+        )
     return EncoderTrainingResult(
-        model_dir=run.checkpoints[-1] if run.checkpoints else None,
+        model_dir=best.checkpoint if best else run.checkpoints[-1] if run.checkpoints else None,
         steps=run.step,
         epochs_completed=run.epoch if not run.stopped else run.epoch - 1,
         stopped=run.stopped,
         final_loss=run.loss,
-        metrics=run.metrics,
+        metrics=best.metrics if best else run.metrics,
         train_seconds=round(run.train_seconds, 2),
         seconds_per_step=run.train_seconds / run.step if run.step else None,
         checkpoints=run.checkpoints,
+        best_step=best.step if best else None,
+        best_epoch=best.epoch if best else None,
+        early_stopped=run.early_stopped,
     )
+
+
+def _entity_sampling(sampling: Any, config: EncoderTrainingConfig) -> Any:
+    """gliner2's training-time sampling with the run's entity-label renaming: the processor replaces a
+    record's type names by "entity 1", "entity 2", ... with this probability, which teaches a general model
+    to read descriptions; a fine-tune on a fixed label set is served by its names."""
+    from dataclasses import replace
+
+    if config.entity_label_renaming is None:
+        return sampling
+    return replace(sampling, synthetic_entity_label_prob=config.entity_label_renaming)
 
 
 def _constant_rate(step: int) -> float:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from outrider.training.encoder_calibration import Calibration, calibrate, shifted
+from outrider.training.encoder_calibration import Calibration, calibrate, shifted, with_label_thresholds
 from outrider.training.metrics import encoder_metrics
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ def validation_metrics(
     if not val_records:
         return {}
     started = time.perf_counter()
+    # scored as served: the global threshold shifted to 0.5, each entity type at its own threshold
+    schema = with_label_thresholds(schema, calibration.label_thresholds) if calibration else schema
     with shifted(trainable.core, calibration):
         metrics = encoder_metrics(val_records, predict(trainable, val_records, schema, config, should_stop))
     metrics["eval_seconds"] = round(time.perf_counter() - started, 2)

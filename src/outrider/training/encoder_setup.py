@@ -24,6 +24,9 @@ class EncoderTrainingConfig:
     classifier_learning_rate: float | None = None  # GLiNER2's classification MLP
     label_head_learning_rate: float | None = None  # Outrider's label-embedding head
     warmup_ratio: float = 0.1
+    # the probability that gliner2's processor renames a training record's entity types "entity 1", ...;
+    # None keeps the library's (0.2)
+    entity_label_renaming: float | None = None
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     lora_r: int = 16
@@ -32,6 +35,9 @@ class EncoderTrainingConfig:
     classification_method: cls.ClassificationMethod = "auto"
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+    # end the run after this many validations in a row without a better validation F1 (None: never); the
+    # best validated checkpoint is the final model either way
+    early_stopping_patience: int | None = None
     checkpoint_every_steps: int | None = None  # besides the end of every epoch
     eval_threshold: float = 0.5
     eval_batch_size: int = 16

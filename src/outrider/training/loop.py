@@ -7,7 +7,13 @@
 3. report progress, then poll the stop request, then the step budget (``max_steps``);
 4. every ``checkpoint_every`` steps: validate and save a checkpoint;
 5. at the end of the epoch: validate and save, unless step 4 just did;
-6. on a stop: save what was learned at once, without validating, and return.
+6. on a stop: save what was learned at once, without validating, and return;
+7. early stopping: after ``patience`` validations in a row without a better validation F1 than the best so
+   far, end the run (the best checkpoint, which the trainer keeps as its final model, is already saved).
+
+Every validated checkpoint is compared with the best so far on its ``f1`` (the headline figure of every
+task: span F1 for extraction, macro F1 for classification, token F1 for decoder answers); only a strictly
+higher one becomes the best, so on a plateau the earlier, shorter-trained checkpoint stays.
 
 What differs between an encoder and a decoder (how a batch becomes a loss, how a checkpoint is validated,
 what a checkpoint folder holds) is a ``TrainingTask`` that the trainer passes in; the loop owns the order of
@@ -47,6 +53,18 @@ class RunState:
     saved_at: int = -1  # the step of the last validated checkpoint
     train_seconds: float = 0.0  # optimizer steps only: validation and saving are timed apart
     checkpoints: list[Path] = field(default_factory=list)
+    best: Best | None = None  # the validated checkpoint with the highest F1 so far
+    since_best: int = 0  # validations since the best one (early stopping counts these)
+    early_stopped: bool = False
+
+
+@dataclass(frozen=True)
+class Best:
+    checkpoint: Path
+    step: int
+    epoch: int
+    score: float
+    metrics: dict[str, Any]
 
 
 class TrainingTask(Protocol):
@@ -78,6 +96,7 @@ class LoopSettings:
     parameters: list[Any]  # what gradient clipping covers
     max_grad_norm: float
     order_rng: random.Random  # the batch orders (a task may draw from it too: the order of draws is fixed)
+    patience: int | None = None  # early stopping: validations without a better F1 before the run ends
 
 
 @dataclass(frozen=True)
@@ -123,9 +142,12 @@ def train_loop(task: TrainingTask, settings: LoopSettings, hooks: Hooks) -> RunS
 
             # 4. A checkpoint every N steps; a stop during its validation ends the run like a stop above.
             every = settings.checkpoint_every
-            if every and run.step % every == 0 and not validate_and_save(task, settings, run, hooks):
-                run.stopped = True
-                break
+            if every and run.step % every == 0:
+                if not validate_and_save(task, settings, run, hooks):
+                    run.stopped = True
+                    break
+                if _out_of_patience(settings, run):
+                    break
 
         # 5. Every epoch ends validated and saved, unless its last step was just saved by step 4.
         if not run.stopped and run.saved_at != run.step and not validate_and_save(task, settings, run, hooks):
@@ -135,9 +157,16 @@ def train_loop(task: TrainingTask, settings: LoopSettings, hooks: Hooks) -> RunS
         if run.stopped:
             save(task, settings, run, {"train_loss": run.loss}, hooks)
             break
-        if run.step >= settings.total_steps:
+        # 7. Early stopping: the best checkpoint is saved already; more epochs have stopped improving on it.
+        if run.step >= settings.total_steps or _out_of_patience(settings, run):
             break
     return run
+
+
+def _out_of_patience(settings: LoopSettings, run: RunState) -> bool:
+    if settings.patience is not None and run.since_best >= settings.patience:
+        run.early_stopped = True
+    return run.early_stopped
 
 
 def validate_and_save(task: TrainingTask, settings: LoopSettings, run: RunState, hooks: Hooks) -> bool:
@@ -148,6 +177,14 @@ def validate_and_save(task: TrainingTask, settings: LoopSettings, run: RunState,
     run.metrics = {"train_loss": run.loss, **figures}
     save(task, settings, run, run.metrics, hooks)
     run.saved_at = run.step
+    score = figures.get("f1")
+    if not isinstance(score, int | float):  # nothing to validate on (no validation split): no best to keep
+        return True
+    if run.best is None or score > run.best.score:
+        run.best = Best(run.checkpoints[-1], run.step, run.epoch, float(score), run.metrics)
+        run.since_best = 0
+    else:
+        run.since_best += 1
     return True
 
 

@@ -141,12 +141,18 @@ def example_tallies(records: list[dict[str, Any]], predictions: list[dict[str, A
     return tallies
 
 
-def extraction_metrics(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Micro-averaged span-level exact-match figures over entities, structure fields and relations."""
+def extraction_tallies(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> TallyBook:
+    """True and false positives and false negatives per label (entity type, structure field, relation)."""
     book = TallyBook()
     for per_label in example_tallies(records, predictions):
         for name, tally in per_label.items():
             book.label(name).add(tally)
+    return book
+
+
+def extraction_metrics(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Micro-averaged span-level exact-match figures over entities, structure fields and relations."""
+    book = extraction_tallies(records, predictions)
     return {
         **{k: v for k, v in book.total().figures().items() if k != "support"},
         "support": book.total().tp + book.total().fn,

@@ -136,6 +136,7 @@ def train(spec: dict[str, Any], job_dir: Path, events: Events, should_stop: Stop
         "epochs": hyper.get("nr_epochs"),
         "learning_rate": hyper.get("learning_rate"),
         "batch_size": hyper.get("batch_size"),
+        "early_stopping_patience": hyper.get("early_stopping_patience"),
         "seed": hyper.get("seed"),
         "base_model_id": spec["base"].get("id"),
         "num_threads": spec.get("threads"),
@@ -182,6 +183,10 @@ def train(spec: dict[str, Any], job_dir: Path, events: Events, should_stop: Stop
         "metrics": _get(result, "metrics", {}) or {},
         "stopped": bool(_get(result, "stopped", False)) or should_stop(),
         "steps": _get(result, "steps", None),
+        # the final model's step and epoch when it is the best validated checkpoint rather than the last
+        "best_step": _get(result, "best_step", None),
+        "best_epoch": _get(result, "best_epoch", None),
+        "early_stopped": bool(_get(result, "early_stopped", False)),
         "train_seconds": _get(result, "train_seconds", None) or round(time.perf_counter() - started, 2),
     }
 

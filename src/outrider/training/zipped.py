@@ -178,7 +178,21 @@ def _encoder_example(payload: dict[str, Any]) -> str:
         return 'print(model.extract_relations("Tim Cook works for Apple.", ["works_for"]))'
     if task == "structures":
         return 'print(model.extract_json("The Pixel 9 costs $799.", {"product": ["name", "price"]}))'
-    return 'print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))'
+    return NER_EXAMPLE
+
+
+# An NER fine-tune carries a decision threshold per entity type, chosen on the job's validation split; Outrider
+# serves with them by default, and gliner2 takes them as per-type thresholds in the schema.
+NER_EXAMPLE = """print(model.extract_entities("Tim Cook runs Apple in Cupertino.", ["person", "company", "location"]))
+
+# with the per-type thresholds calibrated in training (what Outrider serves by default)
+import json
+from gliner2 import Schema
+
+calibration = json.load(open("model/outrider.json")).get("calibration") or {}
+thresholds = calibration.get("label_thresholds") or {}
+schema = Schema.from_dict({"entities": {label: {"threshold": t} for label, t in thresholds.items()}})
+print(model.batch_extract(["Tim Cook runs Apple in Cupertino."], [schema], threshold=0.5))"""
 
 
 CHAT_EXAMPLE = """messages = [{"role": "user", "content": "Hello!"}]

@@ -52,11 +52,12 @@ def to_request(body: MessagesRequest) -> GenerationRequest:
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` leaves out the tokens read from or written to a prompt cache."""
     return {
-        "input_tokens": usage.prompt_tokens,
+        "input_tokens": usage.uncached_prompt_tokens,
         "output_tokens": usage.completion_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
         "cost": usage.cost_usd,
     }
 

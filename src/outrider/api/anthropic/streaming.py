@@ -25,7 +25,7 @@ def routed(active: ActiveGeneration, events: AsyncIterator[str]) -> AsyncIterato
     return routed_stream(active, events, lambda decision: _event("routing", **decision))
 
 
-def _start(message_id: str, model: str, input_tokens: int) -> list[str]:
+def _start(message_id: str, model: str, usage: dict[str, Any]) -> list[str]:
     shell = {
         "id": message_id,
         "type": "message",
@@ -34,7 +34,7 @@ def _start(message_id: str, model: str, input_tokens: int) -> list[str]:
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": 0},
+        "usage": {**usage, "output_tokens": 0},
     }
     return [
         _event("message_start", message=shell),
@@ -52,7 +52,9 @@ def _end(stop_reason: str, stop_sequence: str | None, usage: dict[str, Any]) -> 
 
 
 async def message_stream(active: ActiveGeneration, message_id: str, model: str) -> AsyncIterator[str]:
-    for line in _start(message_id, model, active.prompt_tokens):
+    early = usage_dict(active.early_usage)
+    early.pop("cost")  # known at the end, in message_delta
+    for line in _start(message_id, model, early):
         yield line
     try:
         async for _, chunk in active.chunks():
@@ -67,7 +69,8 @@ async def message_stream(active: ActiveGeneration, message_id: str, model: str) 
 
 
 async def extraction_stream(message: dict[str, Any]) -> AsyncIterator[str]:
-    for line in _start(message["id"], message["model"], message["usage"]["input_tokens"]):
+    start_usage = {k: v for k, v in message["usage"].items() if k != "cost"}
+    for line in _start(message["id"], message["model"], start_usage):
         yield line
     text = message["content"][0]["text"]
     yield _event("content_block_delta", index=0, delta={"type": "text_delta", "text": text})

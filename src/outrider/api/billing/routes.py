@@ -46,6 +46,8 @@ def _usage_out(u: UsageRecord) -> UsageOut:
         prompt_tokens=u.prompt_tokens,
         completion_tokens=u.completion_tokens,
         total_tokens=u.prompt_tokens + u.completion_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
         cost_usd=u.cost_micro_usd / MICRO_USD,
         cost_micro_usd=u.cost_micro_usd,
         latency_ms=u.latency_ms,
@@ -58,6 +60,8 @@ def _totals_out(t: UsageTotals) -> UsageTotalsOut:
         prompt_tokens=t.prompt_tokens,
         completion_tokens=t.completion_tokens,
         total_tokens=t.prompt_tokens + t.completion_tokens,
+        cache_read_tokens=t.cache_read_tokens,
+        cache_write_tokens=t.cache_write_tokens,
         cost_usd=t.cost_micro_usd / MICRO_USD,
         cost_micro_usd=t.cost_micro_usd,
     )

@@ -64,6 +64,8 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cache_read_tokens: int = Field(0, description="Of prompt_tokens: read from an upstream's prompt cache.")
+    cache_write_tokens: int = Field(0, description="Of prompt_tokens: written to an upstream's prompt cache.")
     cost_usd: float
     cost_micro_usd: int
     latency_ms: float
@@ -74,6 +76,8 @@ class UsageTotalsOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cache_read_tokens: int = Field(0, description="Of prompt_tokens: read from an upstream's prompt cache.")
+    cache_write_tokens: int = Field(0, description="Of prompt_tokens: written to an upstream's prompt cache.")
     cost_usd: float
     cost_micro_usd: int
 

@@ -102,7 +102,7 @@ class LabelExistingIn(CheckedBody):
     labels: list[str] = Field(min_length=1, max_length=200)
     inputs: list[str] = Field(min_length=1, max_length=1000)
     model_id: str | None = Field(None, min_length=1, max_length=300)
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)  # None: the model's own defaults
     dataset_name: str | None = Field(None, min_length=1, max_length=200)
 
 

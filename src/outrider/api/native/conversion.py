@@ -59,6 +59,8 @@ def usage_out(usage: Usage) -> UsageOut:
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
         cost=usage.cost_usd,
     )
 
@@ -109,7 +111,15 @@ def record_out(record: Inference) -> InferenceRecordOut:
         error_type=record.error_type,
         error_message=record.error_message,
         latency_ms=record.latency_ms,
-        usage=usage_out(Usage(record.prompt_tokens, record.completion_tokens, record.cost_micro_usd)),
+        usage=usage_out(
+            Usage(
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cost_micro_usd,
+                record.cache_read_tokens,
+                record.cache_write_tokens,
+            )
+        ),
         created_at=record.created_at,
         feedback=FeedbackOut(**feedback.__dict__) if feedback else None,
         human_verdict=feedback.verdict if feedback else None,
@@ -150,6 +160,8 @@ def model_out(spec: ModelSpec) -> ModelOut:
         fine_tunable=spec.fine_tunable,
         price_input_per_mtok=spec.price.input_per_mtok,
         price_output_per_mtok=spec.price.output_per_mtok,
+        price_cache_read_per_mtok=spec.price.cache_read,
+        price_cache_write_per_mtok=spec.price.cache_write,
         context_length=spec.context_length,
         capabilities=list(spec.capabilities),
     )

@@ -31,7 +31,8 @@ class InferenceRequest(CheckedBody):
     model_id: str = Field(min_length=1, max_length=300)
     text: str | list[str] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
-    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # None: the model's calibrated per-type thresholds (fine-tunes), else 0.5
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
     include_confidence: bool = False
     include_spans: bool = False
     task: Literal["extract", "generate"] | None = None
@@ -65,6 +66,8 @@ class UsageOut(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cache_read_tokens: int = Field(0, description="Of prompt_tokens: read from an upstream's prompt cache.")
+    cache_write_tokens: int = Field(0, description="Of prompt_tokens: written to an upstream's prompt cache.")
     cost: float
 
 
@@ -100,13 +103,15 @@ class BaseModelList(BaseModel):
 class ModelOut(BaseModel):
     id: str
     object: Literal["model"] = "model"
-    task_family: Literal["encoder", "decoder"]
+    task_family: Literal["encoder", "decoder", "embedding"]
     source: str
     owned_by: str
     description: str
     fine_tunable: bool
     price_input_per_mtok: float
     price_output_per_mtok: float
+    price_cache_read_per_mtok: float  # the input price unless the model declares its own
+    price_cache_write_per_mtok: float
     context_length: int | None = None  # declared for upstream models
     capabilities: list[str] = []  # declared for upstream models (chat, completions, json, tools, ...)
 

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
 
+import numpy as np
+
 from outrider.backends.base import ModelSpec
+from outrider.core.embeddings import EmbeddingRequest
 from outrider.core.errors import InvalidRequest
 from outrider.core.ids import new_id
 from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult, TokenLogprob
 from outrider.core.usage import Usage
+from outrider.services.embeddings import EmbeddingOutcome
 from outrider.services.generation import GenerationRequest
 from outrider.services.routing import RoutingOptions
 
-from .schemas import ChatCompletionRequest, ChatMessageIn, CompletionRequest, ResponsesRequest, TextPart
+from .schemas import (
+    ChatCompletionRequest,
+    ChatMessageIn,
+    CompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+    TextPart,
+)
 
 DEFAULT_MAX_TOKENS = 256
 FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "cancelled": "stop"}
@@ -125,11 +137,19 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
 # -- responses ---------------------------------------------------------------
 
 
+def cache_extension(usage: Usage) -> dict[str, int]:
+    """Outrider's extension of OpenAI's usage: prompt-cache reads (also ``cached_tokens``) and writes, which
+    OpenAI's format has no field for (an Anthropic upstream's ``cache_creation_input_tokens``)."""
+    return {"cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
+
+
 def usage_dict(usage: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+        **cache_extension(usage),
         "cost": usage.cost_usd,
     }
 
@@ -257,14 +277,43 @@ def response_object(
         if usage is None
         else {
             "input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
             "output_tokens": usage.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": usage.total_tokens,
+            **cache_extension(usage),
             "cost": usage.cost_usd,
         },
     }
 
 
 def model_object(spec: ModelSpec) -> dict[str, Any]:
-    return {"id": spec.id, "object": "model", "created": 0, "owned_by": spec.owned_by}
+    """OpenAI's model object, with Outrider's ``kind``: ``decoder`` (chat and completions), ``embedding``
+    (``/v1/embeddings``) or ``encoder`` (schema extraction)."""
+    return {"id": spec.id, "object": "model", "created": 0, "owned_by": spec.owned_by, "kind": spec.kind}
+
+
+def to_embedding_request(body: EmbeddingsRequest) -> EmbeddingRequest:
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if any(not isinstance(text, str) for text in texts):
+        raise InvalidRequest(
+            "input as token ids is not supported (token ids belong to one tokenizer): send the text, as a string "
+            "or a list of strings",
+            param="input",
+        )
+    return EmbeddingRequest(texts=tuple(texts), dimensions=body.dimensions)
+
+
+def embedding_list(model: str, outcome: EmbeddingOutcome, encoding_format: str) -> dict[str, Any]:
+    """OpenAI's embedding list: floats, or base64 of little-endian float32 (what the SDKs decode)."""
+    vectors: list[Any] = outcome.result.vectors
+    if encoding_format == "base64":
+        packed = np.asarray(vectors, dtype="<f4")
+        vectors = [base64.b64encode(row.tobytes()).decode("ascii") for row in packed]
+    usage = outcome.usage
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": vector} for i, vector in enumerate(vectors)],
+        "model": model,
+        "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens, "cost": usage.cost_usd},
+    }

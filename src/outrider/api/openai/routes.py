@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse
 
-from outrider.api.deps import ChatCaller, CurrentPrincipal, ServicesDep
+from outrider.api.deps import ChatCaller, CurrentPrincipal, EmbeddingsCaller, ServicesDep
 from outrider.api.disconnect import unless_disconnected
 from outrider.api.routed import routed_json, served_model
 from outrider.core.ids import new_id
@@ -13,7 +14,7 @@ from outrider.services.recording import CallContext
 
 from . import conversion as conv
 from . import streaming
-from .schemas import ChatCompletionRequest, CompletionRequest, ResponsesRequest
+from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingsRequest, ResponsesRequest
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -75,6 +76,13 @@ async def responses(body: ResponsesRequest, request: Request, who: ChatCaller, s
     status = "incomplete" if incomplete else "completed"
     response = conv.response_object(new_id("resp"), model, outcome.result.text, outcome.usage, status, incomplete)
     return routed_json(response, active)
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingsRequest, request: Request, who: EmbeddingsCaller, svc: ServicesDep):
+    ctx = CallContext(who, "openai", body.model, store=body.store)
+    outcome = await unless_disconnected(request, svc.embeddings.embed(ctx, conv.to_embedding_request(body)))
+    return JSONResponse(conv.embedding_list(body.model, outcome, body.encoding_format))
 
 
 @router.get("/models")

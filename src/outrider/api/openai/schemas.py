@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outrider.api.bodies import CheckedBody
 
@@ -108,3 +108,28 @@ class ResponsesRequest(_Lenient, CheckedBody):
     stream: bool = False
     text: ResponseText | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
+
+
+class EmbeddingsRequest(_Lenient, CheckedBody):
+    model: str = Field(min_length=1)
+    # Token-id arrays parse (so that the refusal can say what to send instead) and are refused in conversion.
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+    store: bool = True  # Outrider extension: false keeps no history record (usage is recorded all the same)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_shape(cls, value: Any) -> Any:
+        """One clear message for a wrong shape, instead of one per member of the union."""
+        if isinstance(value, str) or (isinstance(value, list) and _all_strings_or_token_ids(value)):
+            return value
+        raise ValueError("input must be a string or a list of strings")
+
+
+def _all_strings_or_token_ids(values: list[Any]) -> bool:
+    def token_ids(item: Any) -> bool:
+        return isinstance(item, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+
+    return all(isinstance(v, str) for v in values) or token_ids(values) or all(token_ids(v) for v in values)

@@ -28,6 +28,7 @@ def to_request(body: TrainingJobIn) -> TrainingRequest:
         batch_size=body.batch_size,
         seed=body.seed,
         validation_fraction=body.validation_fraction,
+        early_stopping_patience=body.early_stopping_patience,
     )
 
 
@@ -63,6 +64,9 @@ def job_out(job: Job) -> TrainingJobOut:
         ),
         metrics=result.get("metrics") or None,
         model_id=result.get("model_id") if job.status == "complete" else None,
+        best_epoch=result.get("best_epoch"),
+        best_step=result.get("best_step"),
+        early_stopped=bool(result.get("early_stopped")),
         train_examples=result.get("train_examples"),
         val_examples=result.get("val_examples"),
         stop_requested=job.stop_requested,

@@ -41,6 +41,13 @@ class TrainingJobIn(CheckedBody):
     batch_size: int | None = Field(None, ge=1, le=512)
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the split, the order and the initialisation.")
     validation_fraction: float = Field(0.1, ge=0, le=0.5, description="Share of the examples held out for metrics.")
+    early_stopping_patience: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="End training after this many epochs in a row without a better validation F1 (encoders; "
+        "default: train every epoch). The best validated checkpoint is the final model either way.",
+    )
 
 
 class DatasetRefOut(BaseModel):
@@ -82,6 +89,11 @@ class TrainingJobOut(BaseModel):
         None, description="f1, precision, recall (+ accuracy, exact_match, ...) and per_label, on the held-out split."
     )
     model_id: str | None = Field(None, description="The model id to call once complete (the job id).")
+    best_epoch: int | None = Field(
+        None, description="The epoch of the final model: the checkpoint with the best validation F1 (encoders)."
+    )
+    best_step: int | None = None
+    early_stopped: bool = Field(False, description="Training ended early: the validation F1 stopped improving.")
     train_examples: int | None = None
     val_examples: int | None = None
     stop_requested: bool = False

@@ -57,6 +57,11 @@ def clear_reservations(session: Session) -> int:
     return result.rowcount
 
 
+def total_reserved(session: Session) -> int:
+    """Micro-dollars held by calls in flight, over every account (one aggregate, for metrics)."""
+    return int(session.scalar(select(func.coalesce(func.sum(AccountRow.reserved_micro_usd), 0))) or 0)
+
+
 def _change_balance(session: Session, account_id: str, delta: int, *, reserved_delta: int = 0) -> int:
     result = session.execute(
         update(AccountRow)
@@ -253,6 +258,8 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
             func.coalesce(func.sum(sub.c.prompt_tokens), 0),
             func.coalesce(func.sum(sub.c.completion_tokens), 0),
             func.coalesce(func.sum(sub.c.cost_micro_usd), 0),
+            func.coalesce(func.sum(sub.c.cache_read_tokens), 0),
+            func.coalesce(func.sum(sub.c.cache_write_tokens), 0),
         )
     ).one()
     rows = session.scalars(query.order_by(UsageRow.created_at.desc(), UsageRow.id.desc()).limit(limit).offset(offset))
@@ -270,9 +277,11 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
             status=r.status,
             prompt_tokens=r.prompt_tokens,
             completion_tokens=r.completion_tokens,
+            cache_read_tokens=r.cache_read_tokens,
+            cache_write_tokens=r.cache_write_tokens,
             cost_micro_usd=r.cost_micro_usd,
             latency_ms=r.latency_ms,
         )
         for r in rows
     ]
-    return records, UsageTotals(int(totals[0]), int(totals[1]), int(totals[2]), int(totals[3]))
+    return records, UsageTotals(*(int(value) for value in totals))

@@ -84,6 +84,8 @@ def _inference(
         latency_ms=row.latency_ms,
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cache_write_tokens=row.cache_write_tokens,
         cost_micro_usd=row.cost_micro_usd,
         routing=row.routing,
         created_at=as_utc(row.created_at),

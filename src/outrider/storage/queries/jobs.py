@@ -98,6 +98,16 @@ def claim_next(session: Session, kinds: list[str], worker_id: str) -> Job | None
     return None
 
 
+def release_claim(session: Session, job_id: str, worker_id: str) -> bool:
+    """Put a job this worker claimed but never started back in the queue (the worker stopped in between)."""
+    released = session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == "running", JobRow.worker_id == worker_id)
+        .values(status="queued", worker_id=None, started_at=None, heartbeat_at=None)
+    )
+    return released.rowcount == 1
+
+
 def heartbeat(session: Session, job_id: str, worker_id: str, progress: dict[str, Any] | None = None) -> Job | None:
     """Stamp the heartbeat (and progress) of a job this worker runs; None when it no longer owns it."""
     row = session.get(JobRow, job_id)
@@ -163,3 +173,9 @@ def fail_abandoned(session: Session, job_id: str, *, seen_heartbeat: datetime | 
     row.status, row.error, row.finished_at = "failed", reason, now()
     session.flush()
     return _job(row)
+
+
+def count_by_kind_and_status(session: Session) -> dict[tuple[str, str], int]:
+    """Every job counted by (kind, status): one aggregate query, for metrics."""
+    rows = session.execute(select(JobRow.kind, JobRow.status, func.count()).group_by(JobRow.kind, JobRow.status))
+    return {(kind, status): count for kind, status, count in rows}

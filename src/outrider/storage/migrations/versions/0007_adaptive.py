@@ -1,15 +1,15 @@
 """Adaptive inference: deployments (stable names, ``@name``, pointing at a model id, with the history of their
 targets) and LLM-as-judge verdicts on inference records.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
