@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.upstream import UpstreamProviders
 from outrider.config import Settings, prepare_data_dir
+from outrider.jobs.evaluation import EvaluationJobDeps
+from outrider.jobs.evaluation import register as register_evaluation_job
 from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
 from outrider.jobs.training import TrainingJobDeps
@@ -19,11 +21,15 @@ from outrider.services.billing import BillingService, usd_to_micro
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
+from outrider.services.deployments import DeploymentService
 from outrider.services.embeddings import EmbeddingService
+from outrider.services.evaluations import EvaluationService
 from outrider.services.extraction import ExtractionService
+from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
+from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
 from outrider.services.monitoring import MonitoringService
 from outrider.services.overview import OverviewService
@@ -62,6 +68,10 @@ class Services:
     executor: ThreadPoolExecutor
     upstreams: UpstreamProviders
     routing: RoutingService
+    deployments: DeploymentService
+    feedback_data: FeedbackDataService
+    evaluations: EvaluationService
+    judging: JudgeService
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
     overview: OverviewService
@@ -123,6 +133,7 @@ def build_services(settings: Settings) -> Services:
         jobs.handlers, GenerationJobDeps(accounts=accounts, datasets=datasets, generation=generation)
     )
     register_training_job(jobs.handlers, TrainingJobDeps(settings=settings, training=training, billing=billing))
+    register_evaluation_job(jobs.handlers, EvaluationJobDeps(catalog=catalog, datasets=datasets))
     return Services(
         settings=settings,
         db=db,
@@ -146,6 +157,10 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
+        deployments=DeploymentService(db, catalog),
+        feedback_data=FeedbackDataService(db, datasets),
+        evaluations=EvaluationService(catalog, datasets, jobs),
+        judging=JudgeService(db, catalog, generation, history),
         metrics=metrics,
         monitoring=MonitoringService(settings, metrics, db, registry, jobs),
         overview=OverviewService(db, billing),

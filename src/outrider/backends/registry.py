@@ -91,6 +91,9 @@ class ModelRegistry:
                 continue
             for folder in sorted(Path(root).iterdir()):
                 saved = (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
+                # '@name' calls a deployment (core/deployments.py): a folder named so is never a model id.
+                if folder.name.startswith("@"):
+                    continue
                 if folder.is_dir() and saved and folder.name not in self._specs:
                     spec = spec_for_folder(folder.name, folder, self.settings)
                     if spec is not None:

@@ -74,6 +74,13 @@ class UpstreamModelConfig(_Strict):
             raise ValueError("prices must be >= 0 (USD per million input and output tokens)")
         return value
 
+    @field_validator("id")
+    @classmethod
+    def _not_a_deployment_name(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("@"):
+            raise ValueError("a model id must not start with '@': '@name' calls a deployment")
+        return value
+
     @field_validator("capabilities")
     @classmethod
     def _known_shape(cls, value: tuple[str, ...]) -> tuple[str, ...]:

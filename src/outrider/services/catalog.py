@@ -11,8 +11,13 @@ declares and loads models. An id is looked up, in order, among:
   job is deleted (``forget``);
 - saved model folders under the model directories, also those saved after start-up.
 
-A new kind of id (deployment names, embedding models) is one more source (``add_source``). What is in memory
-answers at once; a source that reads the database or the disk runs in a thread, off the event loop.
+- deployment names: ``@name`` is the account's deployment ``name`` (``core/deployments.py``), served by the
+  model it points at now. The target is read from the database on every call (one indexed read, in a
+  thread), so a switch made by any process takes effect on the next request. Another account's name is
+  the same 404 as an unknown id; ``@`` ids are never looked up among models, so names and ids never mix.
+
+A new kind of id (embedding models) is one more source (``add_source``). What is in memory answers at once;
+a source that reads the database or the disk runs in a thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from outrider.backends.encoder_adapters import is_encoder_adapter
 from outrider.backends.encoder_gliner import merged_adapter_spec
 from outrider.backends.registry import LoadedModel, ModelRegistry
 from outrider.config import Settings
+from outrider.core.deployments import deployment_model_id, deployment_name, is_deployment_id
 from outrider.core.errors import InvalidRequest, ModelNotFound, OutriderError, PermissionDenied
 from outrider.services.accounts import Principal
 from outrider.storage.db import Database
+from outrider.storage.queries import deployments as deployments_q
 from outrider.storage.queries import jobs as jobs_q
 from outrider.storage.queries import training as training_q
 from outrider.storage.records import Job
@@ -70,7 +77,10 @@ class ModelCatalog:
         return self.registry.declared(model_id) or self._trained.get(model_id)
 
     def find_blocking(self, model_id: str) -> ModelSpec | None:
-        """The model ``model_id`` names, or None (blocking: for code outside the event loop)."""
+        """The model ``model_id`` names, or None (blocking: for code outside the event loop). A deployment
+        name names no model by itself: it is resolved for an account (``visible``)."""
+        if is_deployment_id(model_id):
+            return None
         spec = self.in_memory(model_id)
         for source in self._sources:
             if spec is not None:
@@ -100,7 +110,13 @@ class ModelCatalog:
         return spec
 
     async def visible(self, model_id: str, account_id: str) -> ModelSpec | None:
-        """The model as this account sees it: None when unknown or another account's trained model."""
+        """The model as this account sees it: None when unknown or another account's trained model. A
+        deployment name (``@name``) is the model the account's deployment points at now."""
+        if is_deployment_id(model_id):
+            target = await self.deployment_target(account_id, model_id)
+            if target is None:
+                return None
+            model_id = target
         spec = await self.find(model_id)
         return spec if spec is not None and visible_to(spec, account_id) else None
 
@@ -111,8 +127,26 @@ class ModelCatalog:
         id (``listing`` is the endpoint the message points to)."""
         spec = await self.visible(model_id, account_id)
         if spec is None:
+            if is_deployment_id(model_id):
+                target = await self.deployment_target(account_id, model_id)
+                if target is not None:  # the target was deleted since the deployment was pointed at it
+                    raise ModelNotFound(
+                        f"deployment '{model_id}' points at model '{target}', which no longer exists; "
+                        f"PUT /deployments/{deployment_name(model_id)} points it at another model",
+                        param=param,
+                    )
             raise not_found(model_id, listing, param)
         return spec
+
+    async def deployment_target(self, account_id: str, model_id: str) -> str | None:
+        """The model id the account's deployment ``@name`` points at now (read from the database: a switch by
+        any process counts from the next call)."""
+
+        def read() -> str | None:
+            with self.db.session() as s:
+                return deployments_q.current_target(s, account_id, deployment_name(model_id))
+
+        return await asyncio.to_thread(read)
 
     async def for_call(self, principal: Principal, model_id: str, kind: ModelKind, param: str) -> ModelSpec:
         """The model of a call: one this account sees, inside its key's model pool (if the key has one), and
@@ -134,7 +168,25 @@ class ModelCatalog:
         """Every model this account may call, for model listings: the declared ones (after a look for folders
         saved since start-up) and the account's complete fine-tunes."""
         await asyncio.to_thread(self.registry.scan_model_dirs)  # disk I/O: off the event loop
-        return [*self.registry.specs(), *await asyncio.to_thread(self._trained_specs, account_id)]
+        trained = await asyncio.to_thread(self._trained_specs, account_id)
+        return [*self.registry.specs(), *trained, *await self._deployment_specs(account_id)]
+
+    async def _deployment_specs(self, account_id: str) -> list[ModelSpec]:
+        """The account's deployments, listed as models named ``@name`` (described by what they serve now)."""
+
+        def read() -> list[tuple[str, str]]:
+            with self.db.session() as s:
+                return deployments_q.deployment_targets(s, account_id)
+
+        specs = []
+        for name, target in await asyncio.to_thread(read):
+            spec = await self.visible(target, account_id)
+            if spec is not None:
+                model_id = deployment_model_id(name)
+                specs.append(
+                    replace(spec, id=model_id, source="deployment", description=f"deployment '{model_id}': {target}")
+                )
+        return specs
 
     async def base_models(self) -> list[tuple[ModelSpec, Availability]]:
         """The declared models a training job can start from, each with whether it can load here now (the

@@ -92,8 +92,15 @@ class DatasetService:
         self, account_id: str, name: str, task_type: str, examples: list[dict], *, source: str
     ) -> tuple[Dataset, DatasetVersion]:
         check_name(name)
+        return await asyncio.to_thread(self.store_examples, account_id, name, task_type, examples, source)
+
+    def store_examples(
+        self, account_id: str, name: str, task_type: str, examples: list[dict], source: str
+    ) -> tuple[Dataset, DatasetVersion]:
+        """``save_examples`` for code already off the event loop (blocking)."""
+        check_name(name)
         encoded, _ = encode_examples(examples)
-        return await asyncio.to_thread(self._store_complete, account_id, name, task_type, encoded, source)
+        return self._store_complete(account_id, name, task_type, encoded, source)
 
     def _store_complete(
         self, account_id: str, name: str, task_type: str, data: bytes, source: str
@@ -163,6 +170,9 @@ class DatasetService:
 
     async def version(self, account_id: str, name: str, version: int | str | None) -> tuple[Dataset, DatasetVersion]:
         return await asyncio.to_thread(self._version, account_id, name, version)
+
+    def version_blocking(self, account_id: str, name: str, version: int | str | None) -> tuple[Dataset, DatasetVersion]:
+        return self._version(account_id, name, version)
 
     async def examples(
         self, account_id: str, name: str, version: int | str | None, *, offset: int, limit: int

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from outrider.backends.decoder_hf import SMOLLM2_ID
 from outrider.backends.encoder_gliner import MINILM_BASE_ID
 from outrider.backends.registry import ModelRegistry
 from outrider.config import Settings
+from outrider.core.deployments import deployment_name, is_deployment_id
 from outrider.core.errors import InvalidRequest, NotFound
 from outrider.core.text import loads_repaired
 from outrider.datasets.formats import count_labels, to_chat, to_gliner2
@@ -33,6 +34,7 @@ from outrider.services.datasets import DatasetService
 from outrider.services.jobs import JobService
 from outrider.storage.db import Database
 from outrider.storage.queries import datasets as datasets_q
+from outrider.storage.queries import deployments as deployments_q
 from outrider.storage.queries import jobs as jobs_q
 from outrider.storage.queries import training as q
 from outrider.storage.records import Job, TrainingCheckpoint
@@ -142,6 +144,13 @@ class TrainingService:
     def _resolve_base(self, account_id: str, base_model: str | None) -> _Base:
         if not base_model:
             raise self._bad_base("base_model is required")
+        if is_deployment_id(base_model):  # continue from the model the deployment serves now
+            with self.db.session() as s:
+                target = deployments_q.current_target(s, account_id, deployment_name(base_model))
+            if target is None:
+                raise self._bad_base(f"unknown deployment '{base_model}'")
+            base = self._resolve_base(account_id, target)
+            return replace(base, extra={**base.extra, "deployment": base_model, "deployment_target": target})
         if base_model.startswith(q.CHECKPOINT_PREFIX + "_") or base_model.startswith(JOB_PREFIX + "_"):
             return self._checkpoint_base(account_id, base_model)
         spec = next((s for s in self.registry.specs() if s.id == base_model and s.fine_tunable), None)

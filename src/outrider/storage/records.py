@@ -58,6 +58,16 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    judge_model: str
+    verdict: str | None  # pass | fail | uncertain; None when the judge failed
+    score: float | None
+    reasoning: str | None
+    error: str | None
+    judged_at: datetime
+
+
+@dataclass(frozen=True)
 class Inference:
     id: str
     account_id: str
@@ -82,6 +92,7 @@ class Inference:
     feedback: Feedback | None = None
     cache_read_tokens: int = 0  # of prompt_tokens: read from an upstream's prompt cache
     cache_write_tokens: int = 0  # of prompt_tokens: written to it
+    judgement: Judgement | None = None
 
 
 @dataclass(frozen=True)
@@ -227,3 +238,27 @@ class TrainingCheckpoint:
     metrics: dict[str, Any]
     path: str  # relative to DATA_DIR/training
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    version: int
+    action: str  # create | switch | rollback
+    target: str
+    previous_target: str | None
+    actor_id: str | None
+    actor_name: str
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    account_id: str
+    name: str
+    target: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    history: tuple[DeploymentEvent, ...] = ()  # newest first

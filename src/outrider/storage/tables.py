@@ -108,6 +108,22 @@ class FeedbackRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class JudgementRow(Base):
+    """An LLM judge's verdict on one inference record (Pioneer's ``llmaj_*`` fields). A judge that failed
+    leaves ``verdict`` null and says why in ``error``."""
+
+    __tablename__ = "inference_judgements"
+
+    inference_id: Mapped[str] = mapped_column(ForeignKey("inferences.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    judge_model: Mapped[str] = mapped_column(String(300))
+    verdict: Mapped[str | None] = mapped_column(String(20), nullable=True)  # pass | fail | uncertain
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reasoning: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    judged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class CreditTransactionRow(Base):
     __tablename__ = "credit_transactions"
 
@@ -230,3 +246,39 @@ class TrainingCheckpointRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_training_checkpoints_job_step", "job_id", "step"),)
+
+
+class DeploymentRow(Base):
+    """A stable name (called as ``@name``) pointing at a model id of its account. ``version`` counts the changes
+    of ``target``: each change is a compare-and-set on it, so two concurrent switches never both win."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ux_deployments_account_name", "account_id", "name", unique=True),)
+
+
+class DeploymentEventRow(Base):
+    """One change of a deployment's target (``create``, ``switch``, ``rollback``): who, when, from what to what."""
+
+    __tablename__ = "deployment_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(300))
+    previous_target: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    actor_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # a user id or an API key id
+    actor_name: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ux_deployment_events_deployment_version", "deployment_id", "version", unique=True),)

@@ -121,20 +121,32 @@ def structure_names(records: Iterable[dict[str, Any]]) -> set[str]:
     return {name for r in records for s in r["output"].get("json_structures") or [] for name in s}
 
 
-def extraction_tallies(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> TallyBook:
-    """True and false positives and false negatives per label (entity type, structure field, relation)."""
+def example_tallies(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> list[dict[str, Tally]]:
+    """Per example, the span-level exact-match tally of each label it involves (what a paired bootstrap
+    resamples)."""
     _same_length(records, predictions)
     structures = structure_names(records)
-    book = TallyBook()
+    tallies = []
     for record, prediction in zip(records, predictions, strict=True):
         gold = Counter(gold_units(record["output"]))
         predicted = Counter(predicted_units(prediction, structures))
+        book = TallyBook()
         for unit in gold | predicted:
             tally = book.label(unit[0])
             hit = min(gold[unit], predicted[unit])
             tally.tp += hit
             tally.fp += predicted[unit] - hit
             tally.fn += gold[unit] - hit
+        tallies.append(book.per_label)
+    return tallies
+
+
+def extraction_tallies(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> TallyBook:
+    """True and false positives and false negatives per label (entity type, structure field, relation)."""
+    book = TallyBook()
+    for per_label in example_tallies(records, predictions):
+        for name, tally in per_label.items():
+            book.label(name).add(tally)
     return book
 
 
@@ -178,15 +190,36 @@ def classification_metrics(gold: list[Iterable[str]], predicted: list[Iterable[s
             tally.fp += name in p and name not in g
             tally.fn += name in g and name not in p
     per_label = {name: book.per_label[name].figures() for name in labels}
-    count = len(labels) or 1
     return {
         "accuracy": sum(g == p for g, p in zip(gold_sets, predicted_sets, strict=True)) / (len(gold_sets) or 1),
-        "precision": sum(f["precision"] for f in per_label.values()) / count,
-        "recall": sum(f["recall"] for f in per_label.values()) / count,
-        "f1": sum(f["f1"] for f in per_label.values()) / count,
+        **macro_figures(per_label),
         "support": len(gold_sets),
         "per_label": per_label,
     }
+
+
+def macro_figures(per_label: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Precision, recall and F1 averaged over the labels (each label counts the same)."""
+    count = len(per_label) or 1
+    return {key: sum(f[key] for f in per_label.values()) / count for key in ("precision", "recall", "f1")}
+
+
+def confusion_matrix(gold: list[Iterable[str]], predicted: list[Iterable[str]], none: str = "(none)") -> dict[str, Any]:
+    """Single-label confusion counts: ``matrix[i][j]`` examples of gold ``labels[i]`` predicted ``labels[j]``
+    (``none`` when the model chose no label; with several labels, the first in sorted order)."""
+    _same_length(gold, predicted)
+
+    def one(labels: Iterable[str]) -> str:
+        ordered = sorted(labels)
+        return ordered[0] if ordered else none
+
+    pairs = [(one(g), one(p)) for g, p in zip(gold, predicted, strict=True)]
+    labels = sorted({label for pair in pairs for label in pair})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for g, p in pairs:
+        matrix[index[g]][index[p]] += 1
+    return {"labels": labels, "matrix": matrix}
 
 
 def classification_tasks(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -198,6 +231,20 @@ def classification_tasks(records: Iterable[dict[str, Any]]) -> list[str]:
     return names
 
 
+def classification_pairs(
+    records: list[dict[str, Any]], predictions: list[dict[str, Any]], task: str
+) -> tuple[list[frozenset[str]], list[frozenset[str]]]:
+    """The gold and predicted label sets of ``task``, for the records that ask for it."""
+    _same_length(records, predictions)
+    gold, predicted = [], []
+    for record, prediction in zip(records, predictions, strict=True):
+        entry = next((t for t in record["output"].get("classifications") or [] if t["task"] == task), None)
+        if entry is not None:
+            gold.append(_label_set(entry.get("true_label")))
+            predicted.append(_label_set(prediction.get(task)))
+    return gold, predicted
+
+
 def records_classification_metrics(records: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, Any]:
     """Classification figures per task from gold records and gliner2-shaped predictions; with one task its
     figures are the result, with several the macro figures are averaged over the tasks and per-label keys
@@ -205,14 +252,7 @@ def records_classification_metrics(records: list[dict[str, Any]], predictions: l
     _same_length(records, predictions)
     per_task = {}
     for task in classification_tasks(records):
-        gold, predicted = [], []
-        for record, prediction in zip(records, predictions, strict=True):
-            entry = next((t for t in record["output"].get("classifications") or [] if t["task"] == task), None)
-            if entry is None:
-                continue
-            gold.append(_label_set(entry.get("true_label")))
-            predicted.append(_label_set(prediction.get(task)))
-        per_task[task] = classification_metrics(gold, predicted)
+        per_task[task] = classification_metrics(*classification_pairs(records, predictions, task))
     if len(per_task) == 1:
         return next(iter(per_task.values()))
     if not per_task:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from outrider.api.deps import CurrentPrincipal, ServicesDep
 from outrider.api.paging import offset_query
 from outrider.core.errors import InvalidRequest
+from outrider.services.feedback_data import BuildRequest, FeedbackFilter
 
 from .conversion import dataset_out, version_out
-from .schemas import DatasetList, DatasetOut, DeletedOut, ExamplePageOut, VersionOut
+from .schemas import (
+    DatasetList,
+    DatasetOut,
+    DeletedOut,
+    ExamplePageOut,
+    FromInferencesIn,
+    FromInferencesOut,
+    UnfitOut,
+    VersionOut,
+)
 from .upload import read_upload
 
 router = APIRouter(tags=["datasets"])
@@ -129,3 +139,38 @@ async def delete_dataset(name: str, who: CurrentPrincipal, svc: ServicesDep) -> 
 async def delete_version(name: str, version: str, who: CurrentPrincipal, svc: ServicesDep) -> DeletedOut:
     removed = await svc.datasets.delete(who.account.id, name, version)
     return DeletedOut(name=name, deleted_versions=[v.version for v in removed])
+
+
+@router.post("/datasets/{name}/from-inferences", response_model=FromInferencesOut)
+async def dataset_from_inferences(
+    name: str, body: FromInferencesIn, response: Response, who: CurrentPrincipal, svc: ServicesDep
+) -> FromInferencesOut:
+    """Append a version built from reviewed inference records: corrections and confirmed outputs, converted to
+    the dataset's format, without duplicates (201 when a version was made, 200 when there was nothing new)."""
+    request = BuildRequest(
+        filter=FeedbackFilter(
+            model_id=body.model_id,
+            project_id=body.project_id,
+            human_verdict=body.human_verdict,
+            since=body.since,
+            until=body.until,
+            max_records=body.max_records,
+            include_judge_passed=body.include_judge_passed,
+            llmaj_score_min=body.llmaj_score_min,
+        ),
+        task_type=body.task_type,
+        classification_task=body.classification_task,
+    )
+    outcome = await svc.feedback_data.build(who, name, request)
+    response.status_code = 201 if outcome.version is not None else 200
+    return FromInferencesOut(
+        name=outcome.name,
+        task_type=outcome.task_type,
+        base_version=outcome.base_version,
+        version=version_out(outcome.name, outcome.version) if outcome.version is not None else None,
+        records=outcome.records,
+        added=outcome.added,
+        skipped_duplicates=outcome.skipped_duplicates,
+        unfit=[UnfitOut(inference_id=i, reason=r) for i, r in outcome.unfit],
+        unfit_count=outcome.unfit_count,
+    )

@@ -140,3 +140,47 @@ class LabelExistingOut(BaseModel):
     usage: LabelUsage
     dataset_name: str | None = None
     dataset_version: int | None = None
+
+
+class FromInferencesIn(CheckedBody):
+    """Which reviewed inference records become examples, and of what."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: str | None = Field(
+        None, max_length=300, description="Records of calls to this id (a deployment's '@name' too)."
+    )
+    project_id: str | None = Field(None, max_length=200)
+    human_verdict: Literal["correct", "incorrect", "reviewed"] = Field(
+        "reviewed", description="incorrect: corrected outputs; correct: confirmed outputs; reviewed: both."
+    )
+    since: datetime | None = None
+    until: datetime | None = None
+    task_type: Literal["ner", "classification", "structures", "relations", "decoder"] | None = Field(
+        None, description="Required when the dataset does not exist yet; else it must match the dataset's."
+    )
+    classification_task: str | None = Field(
+        None, max_length=200, description="For classification: which task of the records' schema, if several."
+    )
+    max_records: int = Field(10_000, ge=1, le=10_000, description="At most this many records are read, newest first.")
+    include_judge_passed: bool = Field(
+        False, description="Also records the LLM judge passed that no human reviewed (their output is taught)."
+    )
+    llmaj_score_min: float | None = Field(None, ge=0, le=1, description="Of those: at least this judge score.")
+
+
+class UnfitOut(BaseModel):
+    inference_id: str
+    reason: str
+
+
+class FromInferencesOut(BaseModel):
+    name: str
+    task_type: str
+    base_version: int | None = Field(..., description="The version the new one extends (null: a new dataset).")
+    version: VersionOut | None = Field(..., description="The new version; null when nothing was added.")
+    records: int = Field(..., description="Reviewed records that matched the filter.")
+    added: int
+    skipped_duplicates: int = Field(..., description="Examples whose input is already in the dataset.")
+    unfit: list[UnfitOut] = Field(..., description="Feedback that could not become an example, with why.")
+    unfit_count: int

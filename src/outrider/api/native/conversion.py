@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from outrider.backends.base import Availability, ModelSpec
 from outrider.core.messages import ChatMessage, GenerationParams
 from outrider.core.schema import parse_schema
@@ -9,7 +11,7 @@ from outrider.core.usage import Usage
 from outrider.services.extraction import ExtractionOutcome, ExtractionRequest
 from outrider.services.generation import GenerationOutcome, GenerationRequest
 from outrider.services.routing import RoutingOptions
-from outrider.storage.records import Inference
+from outrider.storage.records import Inference, Judgement
 
 from .schemas import (
     BaseModelOut,
@@ -17,6 +19,7 @@ from .schemas import (
     InferenceRecordOut,
     InferenceRequest,
     InferenceResponse,
+    JudgementOut,
     ModelOut,
     UsageOut,
 )
@@ -119,8 +122,32 @@ def record_out(record: Inference) -> InferenceRecordOut:
         ),
         created_at=record.created_at,
         feedback=FeedbackOut(**feedback.__dict__) if feedback else None,
+        human_verdict=feedback.verdict if feedback else None,
+        human_corrected_output=feedback.corrected_output if feedback else None,
+        human_feedback_notes=feedback.notes if feedback else None,
+        human_feedback_at=feedback.updated_at if feedback else None,
+        **judgement_fields(record.judgement),
         routing=record.routing,
     )
+
+
+def judgement_fields(judgement: Judgement | None) -> dict[str, Any]:
+    if judgement is None:
+        return {}
+    return {
+        "llmaj_verdict": judgement.verdict,
+        "llmaj_score": judgement.score,
+        "llmaj_reasoning": judgement.reasoning,
+        "llmaj_judged_at": judgement.judged_at,
+        "llmaj_judge_model": judgement.judge_model,
+        "llmaj_error": judgement.error,
+    }
+
+
+def judgement_out(inference_id: str, judgement: Judgement) -> JudgementOut:
+    fields = judgement_fields(judgement)
+    fields.pop("llmaj_judge_model")
+    return JudgementOut(inference_id=inference_id, judge_model=judgement.judge_model, **fields)
 
 
 def model_out(spec: ModelSpec) -> ModelOut:

@@ -18,10 +18,14 @@ from .schemas import (
     BaseModelList,
     FeedbackIn,
     FeedbackOut,
+    HumanVerdict,
     InferenceListOut,
     InferenceRecordOut,
     InferenceRequest,
     InferenceResponse,
+    JudgeIn,
+    JudgementOut,
+    JudgeVerdict,
     ModelHealth,
     ModelList,
     ModelOut,
@@ -85,6 +89,14 @@ async def list_inferences(
     until: datetime | None = None,
     min_latency_ms: float | None = Query(None, ge=0),
     max_latency_ms: float | None = Query(None, ge=0),
+    human_verdict: HumanVerdict | None = Query(
+        None, description="correct, incorrect, reviewed (either) or unreviewed (no feedback yet)."
+    ),
+    llmaj_verdict: JudgeVerdict | None = Query(
+        None, description="pass, fail, uncertain, judged (any verdict) or unjudged (none, or the judge failed)."
+    ),
+    llmaj_score_min: float | None = Query(None, ge=0, le=1),
+    llmaj_score_max: float | None = Query(None, ge=0, le=1),
 ) -> InferenceListOut:
     f = InferenceFilter(
         account_id=who.account.id,
@@ -97,6 +109,10 @@ async def list_inferences(
         until=until,
         min_latency_ms=min_latency_ms,
         max_latency_ms=max_latency_ms,
+        human_verdict=human_verdict,
+        llmaj_verdict=llmaj_verdict,
+        llmaj_score_min=llmaj_score_min,
+        llmaj_score_max=llmaj_score_max,
     )
     records, total = await svc.history.list(f, limit=limit, offset=offset)
     return InferenceListOut(inferences=[conv.record_out(r) for r in records], total=total, limit=limit, offset=offset)
@@ -113,3 +129,10 @@ async def post_feedback(inference_id: str, body: FeedbackIn, who: CurrentPrincip
         who, inference_id, verdict=body.verdict, corrected_output=body.corrected_output, notes=body.notes
     )
     return FeedbackOut(**feedback.__dict__)
+
+
+@router.post("/inferences/{inference_id}/judge", response_model=JudgementOut)
+async def judge_inference(inference_id: str, body: JudgeIn, who: InferenceCaller, svc: ServicesDep) -> JudgementOut:
+    """Have a decoder grade the record now (charged like any call); the verdict is kept on the record."""
+    judgement = await svc.judging.judge(who, inference_id, body.judge_model)
+    return conv.judgement_out(inference_id, judgement)

@@ -129,6 +129,27 @@ class ModelHealth(BaseModel):
     runtime: str | None = None
 
 
+HumanVerdict = Literal["correct", "incorrect", "reviewed", "unreviewed"]  # the history filter
+JudgeVerdict = Literal["pass", "fail", "uncertain", "judged", "unjudged"]  # the history filter
+
+
+class JudgeIn(CheckedBody):
+    model_config = ConfigDict(extra="forbid")
+    judge_model: str = Field(
+        ..., min_length=1, max_length=300, description="A decoder the caller may call: local, fine-tuned or upstream."
+    )
+
+
+class JudgementOut(BaseModel):
+    inference_id: str
+    judge_model: str
+    llmaj_verdict: Literal["pass", "fail", "uncertain"] | None
+    llmaj_score: float | None
+    llmaj_reasoning: str | None
+    llmaj_judged_at: datetime
+    llmaj_error: str | None = None
+
+
 class FeedbackIn(CheckedBody):
     model_config = ConfigDict(extra="forbid")
     verdict: Literal["correct", "incorrect"]
@@ -161,6 +182,19 @@ class InferenceRecordOut(BaseModel):
     usage: UsageOut
     created_at: datetime
     feedback: FeedbackOut | None
+    # The feedback again under Pioneer's history field names (null when nobody reviewed the record).
+    human_verdict: Literal["correct", "incorrect"] | None = None
+    human_corrected_output: Any = None
+    human_feedback_notes: str | None = None
+    human_feedback_at: datetime | None = None
+    # The LLM judge's verdict (POST /inferences/{id}/judge); a judge that failed leaves the verdict null and
+    # says why in llmaj_error.
+    llmaj_verdict: Literal["pass", "fail", "uncertain"] | None = None
+    llmaj_score: float | None = None
+    llmaj_reasoning: str | None = None
+    llmaj_judged_at: datetime | None = None
+    llmaj_judge_model: str | None = None
+    llmaj_error: str | None = None
     routing: dict[str, Any] | None = Field(None, description='The full routing decision, for model "auto" calls.')
 
 

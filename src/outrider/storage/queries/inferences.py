@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
 from outrider.storage.queries import as_utc, now
-from outrider.storage.records import Feedback, Inference, NewInference
-from outrider.storage.tables import FeedbackRow, InferenceRow
+from outrider.storage.records import Feedback, Inference, Judgement, NewInference
+from outrider.storage.tables import FeedbackRow, InferenceRow, JudgementRow
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,15 @@ class InferenceFilter:
     min_latency_ms: float | None = None
     max_latency_ms: float | None = None
     status: str | None = None
+    # correct | incorrect: that human verdict; reviewed: either; unreviewed: no feedback yet
+    human_verdict: str | None = None
+    # pass | fail | uncertain: that judge verdict; judged: any verdict; unjudged: none (or the judge failed)
+    llmaj_verdict: str | None = None
+    llmaj_score_min: float | None = None
+    llmaj_score_max: float | None = None
+
+
+HUMAN_VERDICTS = ("correct", "incorrect", "reviewed", "unreviewed")
 
 
 def _feedback(row: FeedbackRow | None) -> Feedback | None:
@@ -41,7 +50,22 @@ def _feedback(row: FeedbackRow | None) -> Feedback | None:
     )
 
 
-def _inference(row: InferenceRow, feedback: FeedbackRow | None = None) -> Inference:
+def _judgement(row: JudgementRow | None) -> Judgement | None:
+    if row is None:
+        return None
+    return Judgement(
+        judge_model=row.judge_model,
+        verdict=row.verdict,
+        score=row.score,
+        reasoning=row.reasoning,
+        error=row.error,
+        judged_at=as_utc(row.judged_at),
+    )
+
+
+def _inference(
+    row: InferenceRow, feedback: FeedbackRow | None = None, judgement: JudgementRow | None = None
+) -> Inference:
     return Inference(
         id=row.id,
         account_id=row.account_id,
@@ -66,6 +90,7 @@ def _inference(row: InferenceRow, feedback: FeedbackRow | None = None) -> Infere
         routing=row.routing,
         created_at=as_utc(row.created_at),
         feedback=_feedback(feedback),
+        judgement=_judgement(judgement),
     )
 
 
@@ -88,11 +113,18 @@ def insert_inferences(session: Session, rows: list[tuple[str, NewInference]]) ->
 
 def get_inference(session: Session, inference_id: str, *, account_id: str) -> Inference | None:
     found = session.execute(
-        select(InferenceRow, FeedbackRow)
-        .outerjoin(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id)
-        .where(InferenceRow.id == inference_id, InferenceRow.account_id == account_id)
+        _with_reviews(select(InferenceRow, FeedbackRow, JudgementRow)).where(
+            InferenceRow.id == inference_id, InferenceRow.account_id == account_id
+        )
     ).first()
-    return _inference(found[0], found[1]) if found else None
+    return _inference(found[0], found[1], found[2]) if found else None
+
+
+def _with_reviews(query: Any) -> Any:
+    """The record with its human feedback and its judge's verdict, when there are."""
+    return query.outerjoin(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id).outerjoin(
+        JudgementRow, JudgementRow.inference_id == InferenceRow.id
+    )
 
 
 def _where(query: Any, f: InferenceFilter) -> Any:
@@ -114,21 +146,36 @@ def _where(query: Any, f: InferenceFilter) -> Any:
         query = query.where(InferenceRow.latency_ms >= f.min_latency_ms)
     if f.max_latency_ms is not None:
         query = query.where(InferenceRow.latency_ms <= f.max_latency_ms)
+    if f.human_verdict is not None:
+        reviewed = select(FeedbackRow.inference_id).where(FeedbackRow.account_id == f.account_id)
+        if f.human_verdict in ("correct", "incorrect"):
+            reviewed = reviewed.where(FeedbackRow.verdict == f.human_verdict)
+        column = InferenceRow.id
+        query = query.where(column.not_in(reviewed) if f.human_verdict == "unreviewed" else column.in_(reviewed))
+    if f.llmaj_verdict is not None or f.llmaj_score_min is not None or f.llmaj_score_max is not None:
+        judged = select(JudgementRow.inference_id).where(
+            JudgementRow.account_id == f.account_id, JudgementRow.verdict.is_not(None)
+        )
+        if f.llmaj_verdict in ("pass", "fail", "uncertain"):
+            judged = judged.where(JudgementRow.verdict == f.llmaj_verdict)
+        if f.llmaj_score_min is not None:
+            judged = judged.where(JudgementRow.score >= f.llmaj_score_min)
+        if f.llmaj_score_max is not None:
+            judged = judged.where(JudgementRow.score <= f.llmaj_score_max)
+        unjudged = f.llmaj_verdict == "unjudged"
+        query = query.where(InferenceRow.id.not_in(judged) if unjudged else InferenceRow.id.in_(judged))
     return query
 
 
 def list_inferences(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
     total = session.scalar(_where(select(func.count()).select_from(InferenceRow), f)) or 0
     rows = session.execute(
-        _where(
-            select(InferenceRow, FeedbackRow).outerjoin(FeedbackRow, FeedbackRow.inference_id == InferenceRow.id),
-            f,
-        )
+        _where(_with_reviews(select(InferenceRow, FeedbackRow, JudgementRow)), f)
         .order_by(InferenceRow.created_at.desc(), InferenceRow.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
-    return [_inference(r[0], r[1]) for r in rows], total
+    return [_inference(r[0], r[1], r[2]) for r in rows], total
 
 
 def upsert_feedback(
@@ -151,6 +198,28 @@ def upsert_feedback(
     row.updated_at = stamp
     session.flush()
     return _feedback(row)
+
+
+def upsert_judgement(
+    session: Session,
+    *,
+    inference_id: str,
+    account_id: str,
+    judge_model: str,
+    verdict: str | None,
+    score: float | None,
+    reasoning: str | None,
+    error: str | None,
+) -> Judgement:
+    """Record a judge's verdict (or its failure) on a record, replacing an earlier one."""
+    row = session.get(JudgementRow, inference_id)
+    if row is None:
+        row = JudgementRow(inference_id=inference_id, account_id=account_id)
+        session.add(row)
+    row.judge_model, row.verdict, row.score, row.reasoning, row.error = judge_model, verdict, score, reasoning, error
+    row.judged_at = now()
+    session.flush()
+    return _judgement(row)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
