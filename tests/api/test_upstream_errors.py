@@ -190,6 +190,7 @@ def test_health_of_unreachable_and_unconfigured_upstreams(gateway):
         "model": "nokey/scripted",
         "status": "unavailable",
         "reason": "environment variable OUTRIDER_TEST_UNSET_KEY_VARIABLE (provider 'nokey') is not set",
+        "runtime": None,  # an upstream model: nothing runs it here
     }
     with gateway.client() as client:
         reply = client.post("/v1/chat/completions", json={"model": "nokey/scripted", "messages": QUESTION})
@@ -220,7 +221,7 @@ def test_failed_probes_open_the_circuit_and_a_good_probe_after_the_cool_down_clo
     while (report := health(breaker_gateway, model))["status"] != "ready" and time.time() < deadline:
         assert "failed 2 times in a row" in report["reason"]
         time.sleep(0.2)
-    assert report == {"model": model, "status": "ready", "reason": None}
+    assert report == {"model": model, "status": "ready", "reason": None, "runtime": None}
     assert time.time() - opened_at >= 3.5  # not before the cool-down (opened_at is a little late)
     with breaker_gateway.client() as client:
         reply = client.post("/v1/chat/completions", json={"model": model, "messages": QUESTION, "max_tokens": 8})

@@ -103,7 +103,8 @@ def test_upstream_models_are_listed_next_to_local_ones(gateway, oai):
 def test_health_probes_each_upstream(gateway):
     with gateway.client() as client:
         for model in (VIA_OPENAI, VIA_ANTHROPIC):
-            assert client.get(f"/models/{model}/health").json() == {"model": model, "status": "ready", "reason": None}
+            report = client.get(f"/models/{model}/health").json()
+            assert report == {"model": model, "status": "ready", "reason": None, "runtime": None}
 
 
 def test_openai_surface_reaches_the_anthropic_upstream(oai, direct_oai):
