@@ -17,10 +17,16 @@ def svc(tmp_path, base_models_dir):
 
 
 def test_each_kind_is_registered_under_its_services_name_with_a_recovery_hook(svc):
-    assert sorted(svc.jobs.handlers.kinds()) == sorted([GENERATION_JOB_KIND, TRAINING_JOB_KIND])
+    from outrider.services.evaluations import EVALUATION_JOB_KIND
+
+    kinds = [GENERATION_JOB_KIND, TRAINING_JOB_KIND, EVALUATION_JOB_KIND]
+    assert sorted(svc.jobs.handlers.kinds()) == sorted(kinds)
+    # generation and training leave files and half-built versions behind: their hooks close them. An
+    # evaluation writes only to its job's result (each model's figures when done), so failing it is enough.
     for name in (GENERATION_JOB_KIND, TRAINING_JOB_KIND):
         kind = svc.jobs.handlers.get(name)
         assert kind is not None and kind.recover is not None
+    assert svc.jobs.handlers.get(EVALUATION_JOB_KIND) is not None
 
 
 def test_the_key_that_queued_a_job_is_found_for_its_account_only(svc):
