@@ -31,7 +31,13 @@
 
   for (const roleForm of document.querySelectorAll("form.role-form")) {
     Outrider.onSubmit(roleForm, "page-error", async () => {
-      await patch(roleForm.dataset.userId, { role: roleForm.querySelector("select").value });
+      const select = roleForm.querySelector("select");
+      try {
+        await patch(roleForm.dataset.userId, { role: select.value });
+      } catch (error) {
+        select.value = [...select.options].find((option) => option.defaultSelected).value; // the role it kept
+        throw error;
+      }
       window.location.reload();
     });
   }
