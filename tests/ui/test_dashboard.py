@@ -332,6 +332,7 @@ def test_a_generation_job_shows_its_progress_and_its_version(page, dash, shots):
     link = page.locator("#gen-version a")
     expect(link).to_have_text("gen-people v1")
     assert re.match(r"[12] of 2 examples", page.locator("#gen-count").inner_text())
+    expect(page.locator("#gen-stop")).to_be_hidden()  # nothing left to stop
     snap(page, shots, "generation-job")
     link.click()
     page.wait_for_url(re.compile(r"/ui/datasets/gen-people\?version=1"))
@@ -405,7 +406,7 @@ def test_overview_models_and_the_phone_layout(page, shots):
     snap(page, shots, "models")
     page.set_viewport_size(PHONE)
     paths = ["/ui/", "/ui/keys", "/ui/history", "/ui/usage", "/ui/models", "/ui/datasets", "/ui/playground"]
-    for path in [*paths, "/ui/users", "/ui/training"]:
+    for path in ["/ui/users", "/ui/training", *paths]:  # the playground last: its screenshot follows
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
     snap(page, shots, "phone-playground")

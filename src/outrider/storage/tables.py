@@ -163,7 +163,7 @@ class UsageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        # Windows (totals, buckets) and pages read from this index alone; percentiles walk the latency one (0008).
+        # Windows (totals, buckets, small windows' latencies) and pages read from this index alone (migration 0008).
         Index(
             "ix_usage_records_account_window",
             "account_id",
@@ -175,6 +175,7 @@ class UsageRow(Base):
             "completion_tokens",
             "cache_read_tokens",
             "cache_write_tokens",
+            "latency_ms",
         ),
         Index("ix_usage_records_account_latency", "account_id", "latency_ms", "created_at"),
         Index("ix_usage_records_account_model", "account_id", "model_id", "created_at", "id"),

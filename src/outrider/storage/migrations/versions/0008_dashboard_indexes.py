@@ -1,10 +1,10 @@
 """Dashboard indexes: the list pages and the overview read usage and history from indexes alone.
 
-- ``usage_records (account_id, created_at, id, <summed columns>)`` replaces ``(account_id, created_at)``:
-  totals and the overview's buckets over a window read only the index (no table lookups), and pages ordered by
-  ``created_at DESC, id DESC`` need no sort.
-- ``usage_records (account_id, latency_ms, created_at)``: a latency percentile of a window is read in latency
-  order up to its rank, without sorting the window.
+- ``usage_records (account_id, created_at, id, <summed columns>, latency_ms)`` replaces ``(account_id,
+  created_at)``: totals, the overview's buckets and a small window's latencies read only the index (no table
+  lookups), and pages ordered by ``created_at DESC, id DESC`` need no sort.
+- ``usage_records (account_id, latency_ms, created_at)``: a large window's latency percentile is read in
+  latency order up to its rank, without sorting the window.
 - ``usage_records (account_id, model_id, created_at, id)`` replaces ``(account_id, model_id)``: a page of one
   model's usage is read in order.
 - ``inferences (account_id, created_at, id)`` replaces ``(account_id, created_at)``: history pages in order.
@@ -32,6 +32,7 @@ USAGE_WINDOW_COLUMNS = [
     "completion_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "latency_ms",
 ]
 
 
