@@ -185,7 +185,8 @@ def test_an_owner_adds_a_user_and_a_viewer_cannot_see_users(page, dash, shots):
     page.get_by_role("button", name="Done").click()
     row = page.locator("#users-table tr", has_text="vic")
     row.get_by_label("Role of vic").select_option("viewer")
-    row.get_by_role("button", name="Change role of vic").click()
+    with page.expect_navigation():  # saved, the page reloads
+        row.get_by_role("button", name="Change role of vic").click()
     expect(page.locator("#users-table tr", has_text="vic").get_by_label("Role of vic")).to_have_value("viewer")
     admin_row = page.locator("#users-table tr", has_text="admin")
     admin_row.get_by_label("Role of admin").select_option("member")  # the last owner: the API refuses
