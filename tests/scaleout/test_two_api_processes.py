@@ -1,7 +1,7 @@
-"""Two `outrider serve` processes (real subprocesses) on one PostgreSQL database and one Redis: credit stays exact
-under 200 concurrent metered calls spread over both, a key's RPM limit holds across both, a key revoked through
-one is refused by the other on its next request, and a job queued through one runs on an `outrider worker`
-started elsewhere.
+"""Two `outrider serve` commands (real subprocesses; the second with `--workers 2`) on one PostgreSQL database and
+one Redis: credit stays exact under 200 concurrent metered calls spread over both, a key's RPM limit holds across
+both, a key revoked through one is refused by the other on its next request, and a job queued through one runs on
+an `outrider worker` started elsewhere.
 
 The metered calls go to a scripted upstream model priced on output tokens only, asked for ``max_tokens=3`` (the
 scripted answer's completion tokens): each call's reservation is exactly its cost, 300 micro-dollars, so a credit
@@ -28,15 +28,17 @@ from tests.conftest import ADMIN_KEY, free_port
 from tests.scripted_upstream import ScriptedUpstream
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # three API processes and a worker start (about 30 s on an idle 2-core machine)
+
 MODEL = "scripted"
 CALL_COST = 300  # micro-dollars: 3 completion tokens at 100 USD per million, prompt tokens free
 CALL = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
 
 
-def spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen:
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("w") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "outrider", command], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "outrider", *command], env=env, stdout=out, stderr=subprocess.STDOUT
         )
 
 
@@ -74,22 +76,23 @@ class Cluster:
         self.processes: list[subprocess.Popen] = []
         self.urls: list[str] = []
 
-    def serve(self, *names: str) -> None:
-        """Start API processes together (one migrates and bootstraps the new database, the others wait for it)
-        and wait until each answers."""
+    def serve(self, commands: dict[str, list[str]]) -> None:
+        """Start `outrider serve` commands together (one migrates and bootstraps the new database, the others wait
+        for it) and wait until each answers."""
         started = []
-        for name in names:
+        for name, command in commands.items():
             port = free_port()
             env = {**self.env, "OUTRIDER_DATA_DIR": str(self.folder / name), "OUTRIDER_PORT": str(port)}
-            process = spawn("serve", env, self.folder / f"{name}.log")
+            process = spawn(command, env, self.folder / f"{name}.log")
             self.processes.append(process)
             started.append((name, process, f"http://127.0.0.1:{port}"))
         for name, process, url in started:
-            wait_until(lambda: self._healthy(url, process, name), timeout=180, interval=0.2, what=f"{name} to serve")
+            answers = lambda url=url, process=process, name=name: self._healthy(url, process, name)  # noqa: E731
+            wait_until(answers, timeout=180, interval=0.2, what=f"{name} to serve")
             self.urls.append(url)
 
     def worker(self, name: str) -> subprocess.Popen:
-        process = spawn("worker", {**self.env, "OUTRIDER_DATA_DIR": str(self.folder / name)}, self.folder / "w.log")
+        process = spawn(["worker"], {**self.env, "OUTRIDER_DATA_DIR": str(self.folder / name)}, self.folder / "w.log")
         self.processes.append(process)
         return process
 
@@ -111,7 +114,8 @@ def cluster(tmp_path_factory, postgres, redis_server) -> Iterator[Cluster]:
     upstream = ScriptedUpstream().start()
     running = Cluster(tmp_path_factory.mktemp("cluster"), postgres.create_database(), redis_server.url, upstream)
     try:
-        running.serve("api-a", "api-b")
+        # The second command runs two API processes itself: three in all, behind two ports.
+        running.serve({"api-a": ["serve"], "api-b": ["serve", "--workers", "2"]})
         yield running
     finally:
         running.stop()
@@ -187,8 +191,9 @@ def test_a_job_queued_through_one_process_runs_on_a_worker_started_elsewhere(clu
         job_id = queued.json()["job_id"]
         worker = cluster.worker("worker")
         finished = wait_until(
-            lambda: (found := client.get(f"/generate/jobs/{job_id}").json())["status"] in ("complete", "failed")
-            and found,
+            lambda: (
+                (found := client.get(f"/generate/jobs/{job_id}").json())["status"] in ("complete", "failed") and found
+            ),
             timeout=180,
             interval=0.2,
             what="the job to finish on the worker",
