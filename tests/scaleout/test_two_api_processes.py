@@ -28,7 +28,7 @@ from tests.conftest import ADMIN_KEY, free_port
 from tests.scripted_upstream import ScriptedUpstream
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.slow  # three API processes and a worker start (about 30 s on an idle 2-core machine)
+pytestmark = pytest.mark.slow  # three API processes and a worker start as real subprocesses
 
 MODEL = "scripted"
 CALL_COST = 300  # micro-dollars: 3 completion tokens at 100 USD per million, prompt tokens free

@@ -161,6 +161,7 @@ def keys_revoke(key_id: str, data_dir: Path | None = DataDir) -> None:
     if key is None:
         typer.secho(f"no key '{key_id}'", fg="red", err=True)
         raise typer.Exit(1)
+    svc.accounts.forget_key(key.id)  # with OUTRIDER_REDIS_URL, every API process forgets it at once
     typer.echo(f"revoked {key.id}")
 
 

@@ -270,10 +270,10 @@ class AccountService:
                 _check_within(caller, _settings_of(key), "change", key_id=key.id)
                 _check_within(caller, {**_settings_of(key), **changes}, "change")
             updated = q.update_key(s, key_id, changes)
-        self._forget(key_id)
+        self.forget_key(key_id)
         return updated
 
-    def _forget(self, key_id: str) -> None:
+    def forget_key(self, key_id: str) -> None:
         """Drop a key from the authentication caches (every API process's) so that changes apply to its next
         request."""
         self._broadcast.publish("key", id=key_id)
@@ -294,7 +294,7 @@ class AccountService:
             if caller is not None and key.id != caller.id:
                 _check_within(caller, _settings_of(key), "revoke", key_id=key.id)
             revoked = q.revoke_key(s, key_id)
-        self._forget(key_id)
+        self.forget_key(key_id)
         return revoked
 
     def cached_principal(self, raw_key: str | None) -> Principal | None:
