@@ -136,7 +136,7 @@ class UpstreamProviders:
     def share_breakers(self, broadcast: Broadcast) -> None:
         """Share every upstream model's circuit-breaker transitions with the other API processes."""
         for model_id, model in self.models.items():
-            model.monitor.on_change = lambda change, model_id=model_id: broadcast.publish(
+            model.monitor.on_change = lambda change, model_id=model_id: broadcast.publish_soon(
                 "breaker", model=model_id, **change
             )
 

@@ -48,6 +48,10 @@ class Broadcast:
         """Apply a change here at once (and, when shared, announce it to the other processes)."""
         self._deliver({"kind": kind, "origin": self.origin, **fields})
 
+    def publish_soon(self, kind: str, **fields: Any) -> None:
+        """``publish`` without waiting for Redis (from the event loop, on a request's path)."""
+        self.publish(kind, **fields)
+
     def _deliver(self, message: dict[str, Any]) -> None:
         for handler in self._handlers.get(str(message.get("kind")), ()):
             try:
@@ -81,16 +85,31 @@ class RedisBroadcast(Broadcast):
         return True
 
     def publish(self, kind: str, **fields: Any) -> None:
-        import redis
-
+        """Apply here and publish before returning: an admin's change (a revoked key) is out before its answer
+        is, so the client's next request, wherever it lands, finds it applied."""
         message = {"kind": kind, "origin": self.origin, **fields}
         self._deliver(message)
+        self._send(message)
+
+    def publish_soon(self, kind: str, **fields: Any) -> None:
+        message = {"kind": kind, "origin": self.origin, **fields}
+        self._deliver(message)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send(message)
+            return
+        loop.run_in_executor(None, self._send, message)  # a breaker's transition never blocks the event loop
+
+    def _send(self, message: dict[str, Any]) -> None:
+        import redis
+
         try:
             self._publisher.publish(CHANNEL, json.dumps(message))
         except redis.RedisError as exc:
             log.error(
                 "could not publish a %s change to the other API processes (%s): they apply it when their caches expire",
-                kind,
+                message["kind"],
                 exc,
             )
 
