@@ -4,6 +4,7 @@ key and user invalidations, circuit-breaker transitions and rate-limit windows."
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from limits import parse
@@ -79,9 +80,20 @@ async def test_breaker_transitions_are_shared_and_a_reconnect_resyncs(pair, redi
 
 
 async def test_rate_limit_windows_in_redis_are_shared_by_two_processes(redis_server):
+    from outrider.services.redis_windows import RedisWindows
+
     limit = parse("5/minute")
     first, second = windows_for(redis_server.url), windows_for(redis_server.url)
+    assert isinstance(first, RedisWindows)  # one round trip per window, not limits' two
     allowed = [await (first if i % 2 else second).hit(limit, "chat", "key", "shared-window") for i in range(8)]
     assert allowed == [True] * 5 + [False] * 3
     stats = await first.get_window_stats(limit, "chat", "key", "shared-window")
-    assert stats.remaining == 0
+    assert stats.remaining == 0 and 0 < stats.reset_time - time.time() <= 60
+    await second.clear(limit, "chat", "key", "shared-window")
+    counted, stats = await first.hit_with_stats(limit, "chat", "key", "shared-window")
+    assert counted and stats.remaining == 4
+
+    tokens = parse("100/minute")  # costs: a key's tokens per minute
+    assert await first.hit(tokens, "tpm", "k", cost=60) and not await second.hit(tokens, "tpm", "k", cost=41)
+    assert await second.hit(tokens, "tpm", "k", cost=40)
+    assert (await first.get_window_stats(tokens, "tpm", "k")).remaining == 0
