@@ -97,3 +97,12 @@ async def test_rate_limit_windows_in_redis_are_shared_by_two_processes(redis_ser
     assert await first.hit(tokens, "tpm", "k", cost=60) and not await second.hit(tokens, "tpm", "k", cost=41)
     assert await second.hit(tokens, "tpm", "k", cost=40)
     assert (await first.get_window_stats(tokens, "tpm", "k")).remaining == 0
+
+
+async def test_hits_leave_a_redis_window_after_its_period(redis_server):
+    second = parse("3/second")
+    windows = windows_for(redis_server.url)
+    assert [await windows.hit(second, "expiry", cost=c) for c in (2, 1, 1)] == [True, True, False]
+    await asyncio.sleep(1.05)  # both hits have left the window: their costs are taken off the sum
+    counted, stats = await windows.hit_with_stats(second, "expiry", cost=3)
+    assert counted and stats.remaining == 0
