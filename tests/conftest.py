@@ -140,6 +140,38 @@ def server(
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL server on loopback (skipped, or failed under CI, when not installed)."""
+    from tests.external_services import start_postgres
+
+    running = start_postgres()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres) -> str:
+    """The name of a database migrated once per session: each test's database is a copy of it."""
+    from outrider.storage.db import Database
+
+    url = postgres.create_database()
+    db = Database(url)
+    db.migrate()
+    db.dispose()
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[object]:
+    """A throwaway redis-server on loopback (skipped, or failed under CI, when not installed)."""
+    from tests.external_services import start_redis
+
+    running = start_redis()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
 def admin(server: RunningServer) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client

@@ -18,6 +18,7 @@ from outrider.jobs.training import register as register_training_job
 from outrider.observability.metrics import Metrics
 from outrider.services.accounts import AccountService, Bootstrap
 from outrider.services.billing import BillingService, usd_to_micro
+from outrider.services.broadcast import Broadcast, broadcast_for
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
@@ -75,10 +76,12 @@ class Services:
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
     overview: OverviewService
+    broadcast: Broadcast  # changes every API process applies (Redis pub/sub with OUTRIDER_REDIS_URL)
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
-        """Close the upstream providers' HTTP clients (async), then everything else."""
+        """Close the broadcast listener and the upstream providers' HTTP clients (async), then everything else."""
+        await self.broadcast.stop()
         await self.upstreams.aclose()
         self.close()
 
@@ -98,12 +101,14 @@ def configure_torch(settings: Settings) -> None:
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it), bootstrap the admin account, declare the models."""
     prepare_data_dir(settings.data_dir)  # also for settings built without build_settings
-    db = Database(settings.resolved_database_url)
+    db = Database.from_settings(settings)
     db.migrate()
+    broadcast = broadcast_for(settings.redis_url)  # nothing is contacted until start() (the server's lifespan)
     accounts = AccountService(
         db,
         auth_cache_ttl_s=settings.auth_cache_ttl_s,
         initial_credit_micro_usd=usd_to_micro(settings.initial_credits_usd),
+        broadcast=broadcast,
     )
     bootstrap = accounts.bootstrap(settings.admin_api_key, settings.admin_password)
     # Model work runs here, off the event loop; two threads let a load overlap a running pass.
@@ -113,6 +118,8 @@ def build_services(settings: Settings) -> Services:
     registry.register_plugins()
     upstreams = UpstreamProviders.from_settings(settings)  # clients only; nothing is contacted here
     upstreams.register_models(registry)
+    if broadcast.shared:
+        upstreams.share_breakers(broadcast)
     configure_torch(settings)
     billing = BillingService(db)
     rate_limiter = RateLimiter(settings.rate_limits, settings.rate_limit_storage)
@@ -164,4 +171,5 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         monitoring=MonitoringService(settings, metrics, db, registry, jobs),
         overview=OverviewService(db, billing),
+        broadcast=broadcast,
     )

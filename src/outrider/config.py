@@ -35,6 +35,25 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL. Default: SQLite (WAL mode) at DATA_DIR/outrider.db."
     )
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections each process keeps open to a PostgreSQL database (not SQLite)."
+    )
+    database_max_overflow: int = Field(
+        10, ge=0, description="Extra PostgreSQL connections a process may open past the pool size under load."
+    )
+    database_pool_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for a free PostgreSQL connection before a request fails."
+    )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis (redis://host:port/db) through which API processes share key, user and circuit-breaker changes; "
+            "needed for `--workers` above 1."
+        ),
+    )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="API processes `outrider serve` runs on its port (as `--workers`)."
+    )
     host: str = Field("127.0.0.1", description="Bind address of `outrider serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Bind port of `outrider serve`.")
     secret_key: str = Field(DEFAULT_SECRET, description="Secret that signs session tokens (sign-in cookies).")
@@ -250,6 +269,24 @@ class Settings(BaseSettings):
 
             load_providers(value)  # raises ProvidersFileError (a ValueError) naming each problem
         return value
+
+    def sharing_problems(self) -> list[str]:
+        """Why this configuration cannot serve from several API processes (empty: it can)."""
+        problems = []
+        if self.resolved_database_url.startswith("sqlite"):
+            problems.append("the database is SQLite: set OUTRIDER_DATABASE_URL to a PostgreSQL database")
+        if self.rate_limit_storage.removeprefix("async+").startswith("memory://"):
+            problems.append("rate limits are counted in memory: set OUTRIDER_RATE_LIMIT_STORAGE=redis://...")
+        if not self.redis_url:
+            problems.append(
+                "key, user and circuit-breaker changes would stay in the process that made them: set OUTRIDER_REDIS_URL"
+            )
+        if self.embedded_worker:
+            problems.append(
+                "each process would run its own job worker: set OUTRIDER_EMBEDDED_WORKER=false and run "
+                "`outrider worker`"
+            )
+        return problems
 
     @property
     def resolved_database_url(self) -> str:

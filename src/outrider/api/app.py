@@ -37,8 +37,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         built = services or build_services(settings)
-        # This process serves the calls: reservations left by a crashed one would otherwise stay held.
-        built.billing.clear_stale_reservations()
+        if built.db.is_sqlite:
+            # This process serves the calls: reservations left by a crashed one would otherwise stay held. On a
+            # shared database other API processes may hold reservations now (`outrider credits
+            # clear-reservations` clears them while no API process runs).
+            built.billing.clear_stale_reservations()
+        await built.broadcast.start()  # hear the other API processes' key, user and breaker changes
         app.state.services = built
         built.routing.warm_if_cached()  # the routing classifier, when its one-time build is done
         worker = await start_embedded_worker(built)  # None when OUTRIDER_EMBEDDED_WORKER is off
@@ -83,3 +87,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(meta_router)
     install_ui(app)  # the dashboard under /ui/ (hidden from the OpenAPI schema)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """One of the API processes of `outrider serve --workers N` (uvicorn's factory): settings from the
+    environment, which the command filled with its options."""
+    from outrider.config import build_settings
+    from outrider.observability.logs import configure_logging
+
+    settings = build_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
