@@ -262,3 +262,26 @@ class Deployment:
     created_at: datetime
     updated_at: datetime
     history: tuple[DeploymentEvent, ...] = ()  # newest first
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A background judge: ``project_id`` None is the account-wide one."""
+
+    account_id: str
+    project_id: str | None
+    judge_model: str
+    sampling_rate: float
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuedJudgement:
+    """A sampled record claimed by a worker for its judge; ``attempts`` counts this one."""
+
+    inference_id: str
+    account_id: str
+    judge_model: str
+    attempts: int
