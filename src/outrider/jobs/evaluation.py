@@ -38,6 +38,14 @@ class EvaluationJobDeps:
     datasets: DatasetService  # the pinned version's examples
 
 
+async def _report(ctx: JobContext, model: dict[str, Any], position: int, index: int, examples: int) -> None:
+    """Every PROGRESS_EVERY examples: write the progress and look at the stop flag."""
+    if index % PROGRESS_EVERY == 0:
+        await ctx.progress(model=position, model_id=model["model_id"], example=index, examples=examples)
+        if ctx.should_stop():
+            raise StopRequested("stopped on request")
+
+
 async def _answers(
     ctx: JobContext, deps: EvaluationJobDeps, model: dict[str, Any], schema: Any, texts: list[str], position: int
 ) -> tuple[list[dict], list[float], int, Any]:
@@ -48,10 +56,7 @@ async def _answers(
     threshold = ctx.payload["threshold"]
     results, latencies, tokens = [], [], 0
     for index, text in enumerate(texts):
-        if index % PROGRESS_EVERY == 0:
-            await ctx.progress(model=position, model_id=model["model_id"], example=index, examples=len(texts))
-            if ctx.should_stop():
-                raise StopRequested("stopped on request")
+        await _report(ctx, model, position, index, len(texts))
         started = time.perf_counter()
         output = await loaded.batcher.extract([text], [prepared], threshold)
         latencies.append((time.perf_counter() - started) * 1000)
@@ -69,10 +74,7 @@ async def _decoder_answers(
     params = GenerationParams(max_tokens=ctx.payload["max_tokens"], temperature=0.0, stream=False)
     answers, latencies, prompt_tokens, completion_tokens, errors = [], [], 0, 0, 0
     for index, case in enumerate(cases):
-        if index % PROGRESS_EVERY == 0:
-            await ctx.progress(model=position, model_id=model["model_id"], example=index, examples=len(cases))
-            if ctx.should_stop():
-                raise StopRequested("stopped on request")
+        await _report(ctx, model, position, index, len(cases))
         started = time.perf_counter()
         try:
             stream = loaded.model.start([ChatMessage(m["role"], m["content"]) for m in case.messages], params)
