@@ -38,6 +38,7 @@ from outrider.services.monitoring import MonitoringService
 from outrider.services.overview import OverviewService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
+from outrider.services.retraining import RetrainService
 from outrider.services.routing import RoutingService
 from outrider.services.sessions import SessionService
 from outrider.services.training import JOB_PREFIX as TRAINING_JOB_PREFIX
@@ -76,6 +77,7 @@ class Services:
     evaluations: EvaluationService
     judging: JudgeService
     judge_configs: JudgeConfigService
+    retraining: RetrainService
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
     overview: OverviewService
@@ -140,6 +142,11 @@ def build_services(settings: Settings) -> Services:
     register_evaluation_job(jobs.handlers, EvaluationJobDeps(catalog=catalog, datasets=datasets))
     judging = JudgeService(db, catalog, generation, history)
     register_judge_queue(jobs.handlers, JudgeQueueDeps(settings=settings, db=db, judging=judging))
+    deployments = DeploymentService(db, catalog)
+    feedback_data = FeedbackDataService(db, datasets)
+    evaluations = EvaluationService(catalog, datasets, jobs)
+    retraining = RetrainService(db, deployments, feedback_data, datasets, training, evaluations, jobs)
+    jobs.handlers.every("retrain-policies", settings.retrain_check_interval_s, retraining.tick)
     return Services(
         settings=settings,
         db=db,
@@ -163,9 +170,10 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
-        deployments=DeploymentService(db, catalog),
-        feedback_data=FeedbackDataService(db, datasets),
-        evaluations=EvaluationService(catalog, datasets, jobs),
+        deployments=deployments,
+        feedback_data=feedback_data,
+        evaluations=evaluations,
+        retraining=retraining,
         judging=judging,
         judge_configs=JudgeConfigService(db, catalog),
         metrics=metrics,

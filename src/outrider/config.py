@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     judge_lease_s: float = Field(
         600.0, gt=0, description="A claimed record whose worker died is judged again after this many seconds."
     )
+    retrain_check_interval_s: float = Field(
+        30.0, gt=0, description="How often a worker advances retrain runs and starts those whose corrections arrived."
+    )
     training_price_per_hour_usd: float = Field(
         0.0, ge=0, description="USD charged per hour a training job's trainer runs (metered every few seconds)."
     )

@@ -24,13 +24,12 @@ from typing import Any
 from outrider.backends.base import ModelSpec
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError, RateLimited
 from outrider.core.messages import ChatMessage, GenerationParams
-from outrider.services.accounts import Principal
+from outrider.services.accounts import Principal, account_principal
 from outrider.services.catalog import ModelCatalog
 from outrider.services.generation import GenerationRequest, GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.recording import CallContext
 from outrider.storage.db import Database
-from outrider.storage.queries import accounts as accounts_q
 from outrider.storage.queries import inferences as q
 from outrider.storage.records import Inference, Judgement, QueuedJudgement
 
@@ -127,9 +126,10 @@ class JudgeService:
 
         def read() -> tuple[Principal | None, Inference | None]:
             with self.db.session() as s:
-                account = accounts_q.get_account(s, queued.account_id)
-                record = q.get_inference(s, queued.inference_id, account_id=queued.account_id)
-            return (Principal(account=account, key=None) if account else None), record
+                return (
+                    account_principal(s, queued.account_id),
+                    q.get_inference(s, queued.inference_id, account_id=queued.account_id),
+                )
 
         principal, record = await asyncio.to_thread(read)
         if principal is None or record is None or record.status != "success":

@@ -285,3 +285,21 @@ class QueuedJudgement:
     account_id: str
     judge_model: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    deployment_id: str
+    account_id: str
+    deployment: str  # the deployment's name
+    dataset: str
+    task_type: str
+    min_corrections: int
+    margin: float
+    holdout_fraction: float
+    training: dict[str, Any]
+    corrections_since: datetime | None
+    revision: int
+    run: dict[str, Any] | None  # the current or last run: stage, jobs, outcome
+    created_at: datetime
+    updated_at: datetime

@@ -315,3 +315,24 @@ class JudgeQueueRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetrainPolicyRow(Base):
+    """A deployment's retrain policy and its current (or last) run. ``revision`` counts the changes of the row:
+    each one is a compare-and-set on it, so two workers never advance one run twice."""
+
+    __tablename__ = "retrain_policies"
+
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    dataset: Mapped[str] = mapped_column(String(200))
+    task_type: Mapped[str] = mapped_column(String(20))
+    min_corrections: Mapped[int] = mapped_column(Integer)
+    margin: Mapped[float] = mapped_column(Float)
+    holdout_fraction: Mapped[float] = mapped_column(Float)
+    training: Mapped[dict] = mapped_column(JSON)  # training_type, nr_epochs, batch_size, learning_rate
+    corrections_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
