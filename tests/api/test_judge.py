@@ -84,8 +84,14 @@ def test_bad_judges_and_other_accounts_records_are_refused(server, admin, judged
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, base_models_dir) -> Iterator:
     scripted = ScriptedUpstream().start()
+    # A breaker that never opens: the judges here fail the same upstream model again and again.
     running = start_gateway(
-        tmp_path_factory, base_models_dir, scripted, judge_poll_interval_s=0.2, judge_retry_after_s=0.2
+        tmp_path_factory,
+        base_models_dir,
+        scripted,
+        judge_poll_interval_s=0.2,
+        judge_retry_after_s=0.2,
+        upstream_breaker_failures=10_000,
     )
     running.scripted = scripted
     yield running

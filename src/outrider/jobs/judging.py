@@ -52,7 +52,11 @@ async def drain_judge_queue(deps: JudgeQueueDeps) -> bool:
 
     claimed = await deps.db.in_writer(claim)
     for queued in claimed:
-        attempt = await deps.judging.judge_queued(queued)
+        try:
+            attempt = await deps.judging.judge_queued(queued)
+        except Exception:  # a bug, not a judge's failure: log it and drop the entry rather than retry it forever
+            log.exception("judging %s failed unexpectedly; it leaves the queue", queued.inference_id)
+            attempt = None
         again = (
             attempt is not None
             and attempt.failure is not None

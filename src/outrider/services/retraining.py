@@ -299,7 +299,12 @@ class RetrainService:
     async def _advance(self, policy: RetrainPolicy) -> None:
         run = dict(policy.run or {})
         key = "training_job" if run["stage"] == "training" else "evaluation"
-        job = await self.jobs.get(policy.account_id, run[key])
+        try:
+            job = await self.jobs.get(policy.account_id, run[key])
+        except NotFound:
+            run.update(stage="done", outcome="failed", reason=f"job {run[key]} was deleted")
+            await self._write_run(policy, run)
+            return
         if job.status in PENDING:
             return
         if job.status != "complete":
