@@ -1,6 +1,10 @@
-"""Retrain policy decisions: switch only when better by the margin; the held-out slice is a fixed function."""
+"""Retrain policy decisions: switch only when better by the margin, the held-out slice a fixed function, and the
+outcome in the deployment's history (a kept retrain is no rollback step)."""
 
+from outrider.services.deployments import KEPT, DeploymentService, serving_stack
 from outrider.services.retraining import decide, held_out, split
+from outrider.storage.queries import deployments as deployments_q
+from tests.databases import make_account
 
 
 def comparison(key: str, baseline: float, candidate: float) -> dict:
@@ -33,3 +37,23 @@ def test_the_held_out_slice_is_fixed_and_never_empty_when_it_must_not_be():
     assert len(train) == 2 and kept == []
     chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     assert held_out(chat, 0.5) == held_out({**chat, "messages": [*chat["messages"][:1], {"role": "assistant"}]}, 0.5)
+
+
+async def test_a_policy_switches_or_records_a_kept_retrain_and_rollbacks_skip_kept_ones(db):
+    account = make_account(db, "policy")
+    with db.session() as s:
+        deployments_q.create_deployment(
+            s, account_id=account.id, name="ner", target="ft_a", actor_id=None, actor_name="key", note=None
+        )
+    service = DeploymentService(db, catalog=None)  # by_policy reads and writes the deployment only
+    kept = await service.by_policy(account.id, "ner", expected="ft_a", target="ft_a", note="not better")
+    assert kept.target == "ft_a" and kept.history[0].action == KEPT and kept.history[0].note == "not better"
+    assert kept.history[0].actor_name == "retrain policy"
+    switched = await service.by_policy(account.id, "ner", expected="ft_a", target="ft_b", note="better")
+    assert switched.target == "ft_b" and switched.history[0].action == "switch"
+    assert switched.history[0].previous_target == "ft_a"
+    # Switched meanwhile: a run that started on ft_a leaves the deployment alone.
+    assert await service.by_policy(account.id, "ner", expected="ft_a", target="ft_c", note="late") is None
+    with db.session() as s:
+        events = deployments_q.all_events(s, switched.id)
+    assert serving_stack(events) == ["ft_a", "ft_b"]  # the kept retrain is no step to roll back to

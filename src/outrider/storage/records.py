@@ -243,7 +243,7 @@ class TrainingCheckpoint:
 @dataclass(frozen=True)
 class DeploymentEvent:
     version: int
-    action: str  # create | switch | rollback
+    action: str  # create | switch | rollback | retrain_kept
     target: str
     previous_target: str | None
     actor_id: str | None
