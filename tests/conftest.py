@@ -133,6 +133,9 @@ def server(
         model_dirs=[demo_model_dir],
         model_prices=PRICES,
         rate_limits=GENEROUS_LIMITS,  # the limits themselves are tested on a server of their own
+        # The worker's periodic checks come often here, so background judging and retrain runs are not waited for.
+        judge_poll_interval_s=0.5,
+        retrain_check_interval_s=1.0,
     )
     running = start_server(settings)
     yield running

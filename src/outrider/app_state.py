@@ -13,6 +13,8 @@ from outrider.jobs.evaluation import EvaluationJobDeps
 from outrider.jobs.evaluation import register as register_evaluation_job
 from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
+from outrider.jobs.judging import JudgeQueueDeps
+from outrider.jobs.judging import register as register_judge_queue
 from outrider.jobs.training import TrainingJobDeps
 from outrider.jobs.training import register as register_training_job
 from outrider.observability.metrics import Metrics
@@ -30,12 +32,14 @@ from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
+from outrider.services.judge_configs import JudgeConfigService
 from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
 from outrider.services.monitoring import MonitoringService
 from outrider.services.overview import OverviewService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
+from outrider.services.retraining import RetrainService
 from outrider.services.routing import RoutingService
 from outrider.services.sessions import SessionService
 from outrider.services.training import JOB_PREFIX as TRAINING_JOB_PREFIX
@@ -73,6 +77,8 @@ class Services:
     feedback_data: FeedbackDataService
     evaluations: EvaluationService
     judging: JudgeService
+    judge_configs: JudgeConfigService
+    retraining: RetrainService
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
     overview: OverviewService
@@ -141,6 +147,13 @@ def build_services(settings: Settings) -> Services:
     )
     register_training_job(jobs.handlers, TrainingJobDeps(settings=settings, training=training, billing=billing))
     register_evaluation_job(jobs.handlers, EvaluationJobDeps(catalog=catalog, datasets=datasets))
+    judging = JudgeService(db, catalog, generation, history)
+    register_judge_queue(jobs.handlers, JudgeQueueDeps(settings=settings, db=db, judging=judging))
+    deployments = DeploymentService(db, catalog)
+    feedback_data = FeedbackDataService(db, datasets)
+    evaluations = EvaluationService(catalog, datasets, jobs)
+    retraining = RetrainService(db, deployments, feedback_data, datasets, training, evaluations, jobs)
+    jobs.handlers.every("retrain-policies", settings.retrain_check_interval_s, retraining.tick)
     return Services(
         settings=settings,
         db=db,
@@ -164,10 +177,12 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
-        deployments=DeploymentService(db, catalog),
-        feedback_data=FeedbackDataService(db, datasets),
-        evaluations=EvaluationService(catalog, datasets, jobs),
-        judging=JudgeService(db, catalog, generation, history),
+        deployments=deployments,
+        feedback_data=feedback_data,
+        evaluations=evaluations,
+        retraining=retraining,
+        judging=judging,
+        judge_configs=JudgeConfigService(db, catalog),
         metrics=metrics,
         monitoring=MonitoringService(settings, metrics, db, registry, jobs),
         overview=OverviewService(db, billing),

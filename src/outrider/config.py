@@ -175,6 +175,24 @@ class Settings(BaseSettings):
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job whose heartbeat is older than this is failed as abandoned."
     )
+    judge_poll_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker looks for sampled records waiting for their background judge."
+    )
+    judge_batch_size: int = Field(
+        8, ge=1, le=1000, description="Records a worker claims from the judge queue at a time."
+    )
+    judge_max_attempts: int = Field(
+        3, ge=1, le=100, description="Tries of a background judge that fails with an upstream error or a rate limit."
+    )
+    judge_retry_after_s: float = Field(
+        60.0, gt=0, description="Wait before the second try of a failed background judge; doubled for each later one."
+    )
+    judge_lease_s: float = Field(
+        600.0, gt=0, description="A claimed record whose worker died is judged again after this many seconds."
+    )
+    retrain_check_interval_s: float = Field(
+        30.0, gt=0, description="How often a worker advances retrain runs and starts those whose corrections arrived."
+    )
     training_price_per_hour_usd: float = Field(
         0.0, ge=0, description="USD charged per hour a training job's trainer runs (metered every few seconds)."
     )

@@ -17,6 +17,7 @@ from outrider.api.data.generate import router as generate_router
 from outrider.api.deployments.routes import router as deployments_router
 from outrider.api.errors import install_error_handlers
 from outrider.api.evaluations.routes import router as evaluations_router
+from outrider.api.judging.routes import router as judging_router
 from outrider.api.limits import BodySizeLimit, ResponseHeaders
 from outrider.api.meta import router as meta_router
 from outrider.api.native.routes import router as native_router
@@ -84,6 +85,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(training_router)
     app.include_router(deployments_router)
     app.include_router(evaluations_router)
+    app.include_router(judging_router)
     app.include_router(meta_router)
     install_ui(app)  # the dashboard under /ui/ (hidden from the OpenAPI schema)
     return app

@@ -98,6 +98,13 @@ class Principal:
         return self.key.tpm_limit if self.key is not None else None
 
 
+def account_principal(session: Session, account_id: str) -> Principal | None:
+    """The account itself as a caller (an owner's rights, no key): what background work (the judge queue, retrain
+    runs) calls and is charged as."""
+    account = q.get_account(session, account_id)
+    return Principal(account=account, key=None) if account is not None else None
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     key: ApiKey
