@@ -2,14 +2,14 @@
 records waiting for their judge (drained by the job worker); retrain policies of deployments.
 
 Revision ID: 0009
-Revises: 0007 (the lead rechains it after 0008 at merge)
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
