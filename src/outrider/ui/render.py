@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from outrider.core.errors import OutriderError
 from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
 from outrider.services.accounts import OPTIMIZE_MODES, Principal
 
@@ -27,6 +28,9 @@ NAV = [
     ("models", "Models", "/ui/models"),
     ("datasets", "Datasets", "/ui/datasets"),
     ("training", "Training", "/ui/training"),
+    ("review", "Review", "/ui/review"),
+    ("deployments", "Deployments", "/ui/deployments"),
+    ("evaluations", "Evaluations", "/ui/evaluations"),
 ]
 
 
@@ -86,6 +90,11 @@ def page(
         **context,
     }
     return render(request, template, context, status_code)
+
+
+def error_page(request: Request, who: Principal, active: str, exc: OutriderError) -> HTMLResponse:
+    """A domain error (not found, not allowed) as a page, with its status and message."""
+    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 def query_with(params: dict[str, Any], **changes: Any) -> str:
@@ -156,3 +165,6 @@ def pager(params: dict[str, Any], page_no: int, total: int, per_page: int) -> di
         "prev_query": query_with(params, page=page_no - 1) if page_no > 1 else None,
         "next_query": query_with(params, page=page_no + 1) if page_no < pages else None,
     }
+
+
+templates.env.globals.update(query_with=query_with)  # links that keep a list's filters
