@@ -109,7 +109,7 @@ async def evaluations(request: Request, who: PageUser, svc: ServicesDep, page_no
         who.account.id, limit=EVALUATIONS_PAGE, offset=(page_no - 1) * EVALUATIONS_PAGE
     )
     models = await svc.catalog.models_for(who.account.id)
-    evaluable = [d for d in await svc.datasets.list(who.account.id) if d.task_type in EVALUATED_TASK_TYPES]
+    listed = [dataset_out(d) for d in await svc.datasets.list(who.account.id)]
     return page(
         request,
         who,
@@ -118,7 +118,7 @@ async def evaluations(request: Request, who: PageUser, svc: ServicesDep, page_no
         evaluations=[evaluation_out(j) for j in jobs],
         total=total,
         encoders=[m.id for m in models if m.kind == "encoder"],
-        datasets=[dataset_out(d) for d in evaluable],
+        datasets=[d for d in listed if d.task_type in EVALUATED_TASK_TYPES],
         **pager({}, page_no, total, EVALUATIONS_PAGE),
     )
 
