@@ -50,7 +50,8 @@ def test_deployments_set_switch_history_and_rollback(shell):
     assert client.get("/deployments/cli-ner").json()["target"] == DEMO
     history = cli("deployments", "history", "cli-ner").output.splitlines()
     assert history[0] == "@cli-ner serves demo-extractor (version 3)"
-    assert [line.split()[1] for line in history[1:]] == ["rollback", "switch", "create"]
+    assert [line.split()[2] for line in history[1:]] == ["rollback", "switch", "create"]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  rollback ", history[1]), history[1]
     assert "by key" in history[1] and "note: base is worse" in history[1] and "note: first" in history[3]
     refused = cli("deployments", "set", "cli-ner", "no-such-model")
     assert refused.exit_code == 1 and "404" in refused.output

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, require_chromium, screenshot_dir
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, require_chromium, screenshot_dir
 
 ADMIN_PASSWORD = "dashboard admin password"
 MINILM = "outrider/gliner2-minilm-l6"
@@ -57,20 +57,8 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def page(chromium, dash) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium))
-        context = browser.new_context(viewport=DESKTOP, base_url=dash.url)
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dash.url)
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.console_errors = []  # every console error and uncaught exception, checked by the last test
-        tab.on("console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+    with browser_tab(chromium, dash.url, TIMEOUT_MS) as tab:
         yield tab
-        context.close()
-        browser.close()
 
 
 def snap(page, shots: Path, name: str) -> None:

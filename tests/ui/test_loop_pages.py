@@ -83,7 +83,7 @@ def test_deployment_and_evaluation_pages_show_the_accounts_own_escaped(owner, ad
     assert "/ui/deployments/pages-ner" in listing and 'id="deploy-form"' in listing
     page = client.get("/ui/deployments/@pages-ner").text
     assert "&lt;b&gt;first&lt;/b&gt;" in page and "<b>first</b>" not in page
-    assert 'id="rollback"' in page and "Nothing to roll back to yet" in page
+    assert 'id="rollback"' not in page and "Nothing to roll back to" in page
     evaluations = client.get("/ui/evaluations").text
     assert evaluation["id"] in evaluations and 'id="evaluation-form"' in evaluations
     shown = client.get(f"/ui/evaluations/{evaluation['id']}").text

@@ -20,7 +20,8 @@ def _path(name: str) -> str:
 def _event_line(event: dict) -> str:
     before = f" (was {event['previous_target']})" if event["previous_target"] else ""
     note = f"  note: {event['note']}" if event["note"] else ""
-    return f"{event['switched_at']}  {event['action']:<8} {event['target']}{before}  by {event['switched_by']}{note}"
+    when = event["switched_at"][:19].replace("T", " ")  # ISO 8601 in UTC, to the second
+    return f"{when}  {event['action']:<8} {event['target']}{before}  by {event['switched_by']}{note}"
 
 
 @deployments_app.command("list")

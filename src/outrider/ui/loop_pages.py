@@ -90,17 +90,11 @@ async def deployments(request: Request, who: PageUser, svc: ServicesDep) -> HTML
 async def deployment(request: Request, name: str, who: PageUser, svc: ServicesDep) -> HTMLResponse:
     try:
         found = deployment_out(await svc.deployments.get(who, name))
+        rollback_to = await svc.deployments.rollback_target(who, name)
     except OutriderError as exc:
         return error_page(request, who, "deployments", exc)
-    return page(
-        request,
-        who,
-        "deployment.html",
-        "deployments",
-        d=found,
-        targets=await model_ids(svc, who.account.id),
-        data=found.model_dump(mode="json"),
-    )
+    targets = await model_ids(svc, who.account.id)
+    return page(request, who, "deployment.html", "deployments", d=found, rollback_to=rollback_to, targets=targets)
 
 
 @router.get("/evaluations", response_class=HTMLResponse)

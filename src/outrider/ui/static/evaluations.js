@@ -2,8 +2,22 @@
    queued or running and reload when its status changes (its figures are rendered by the server). */
 "use strict";
 (() => {
+  // The models in the order they were checked: the first is the baseline the others are compared with.
+  const checked = [];
+  const order = document.getElementById("e-order");
+  for (const box of document.querySelectorAll("input[name=model]")) {
+    box.addEventListener("change", () => {
+      const at = checked.indexOf(box.value);
+      if (box.checked && at < 0) checked.push(box.value);
+      if (!box.checked && at >= 0) checked.splice(at, 1);
+      order.textContent = checked.length
+        ? `Baseline: ${checked[0]}${checked.length > 1 ? `; compared with it: ${checked.slice(1).join(", ")}` : ""}`
+        : "";
+    });
+  }
+
   Outrider.onSubmit(document.getElementById("evaluation-form"), "evaluation-error", async () => {
-    const models = [...document.querySelectorAll("input[name=model]:checked")].map((box) => box.value);
+    const models = [...checked];
     if (!models.length) throw new Error("check at least one model");
     const body = { models, dataset: document.getElementById("e-dataset").value };
     const version = document.getElementById("e-version").value;
