@@ -32,6 +32,11 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def snap(page, shots: Path, name: str) -> None:
+    """A full-page screenshot of ``page`` as ``shots/name.png``."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
 @contextmanager
 def browser_tab(chromium: Path, base_url: str, timeout_ms: int) -> Iterator:
     """One chromium page on ``base_url`` at desktop size; every console error and uncaught exception is kept

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, browser_tab, require_chromium, screenshot_dir
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
 
 ADMIN_PASSWORD = "dashboard admin password"
 MINILM = "outrider/gliner2-minilm-l6"
@@ -26,11 +26,6 @@ TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    return require_chromium()  # before anything is started: skipped (or failed under CI) at once
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +46,9 @@ def dash(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def page(chromium, dash) -> Iterator:
     with browser_tab(chromium, dash.url, TIMEOUT_MS) as tab:
         yield tab
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 def test_a_page_without_a_session_sends_to_sign_in_and_a_wrong_password_is_shown(page, shots):

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.api.test_evaluations import ner_examples, upload
 from tests.conftest import GENEROUS_LIMITS, PRICES, SMOL, make_settings, start_server
-from tests.ui.browser import browser_tab, require_chromium, screenshot_dir
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
 
 ADMIN_PASSWORD = "loop dashboard password"
 DEMO = "demo-extractor"
@@ -27,11 +26,6 @@ TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    return require_chromium()  # before anything is started: skipped (or failed under CI) at once
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +49,6 @@ def loop(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def page(chromium, loop) -> Iterator:
     with browser_tab(chromium, loop.url, TIMEOUT_MS) as tab:
         tab.goto("/ui/login")
@@ -68,10 +57,6 @@ def page(chromium, loop) -> Iterator:
         tab.get_by_role("button", name="Sign in").click()
         tab.wait_for_url(re.compile(r"/ui/$"))
         yield tab
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 def test_a_record_judged_and_corrected_from_the_review_queue_lands_in_history(page, loop, shots):
@@ -155,6 +140,16 @@ def test_an_evaluation_started_from_its_form_shows_the_per_label_differences(pag
     micro = comparison["figures"]["micro_f1"]
     expect(page.locator("#comparison-figures")).to_contain_text(f"{micro['p_value']:.3f}")
     snap(page, shots, "comparison")
+
+
+def test_the_loop_pages_fit_a_phone(page):
+    page.set_viewport_size(PHONE)
+    evaluation_id = page.url.split("/ui/evaluations/")[1].split("/")[0]
+    paths = ["/ui/review", "/ui/deployments", "/ui/deployments/support-ner", "/ui/evaluations"]
+    for path in [*paths, f"/ui/evaluations/{evaluation_id}", f"/ui/evaluations/{evaluation_id}/compare"]:
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+    page.set_viewport_size(DESKTOP)
 
 
 def test_no_loop_page_logged_a_script_error_or_a_content_security_policy_violation(page):

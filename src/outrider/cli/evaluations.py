@@ -32,8 +32,9 @@ def print_evaluation(evaluation: dict[str, Any], console: Any) -> None:
         console.print(f"error: {evaluation['error']}")
     for result in evaluation["results"]:
         metrics = result["metrics"]
-        headline = {"accuracy": metrics.get("accuracy"), "micro f1": (metrics.get("micro") or {}).get("f1")}
-        headline["macro f1"] = metrics["macro"]["f1"]
+        # Top-level figures (accuracy, a decoder's rates) and the extraction averages, where the task has them.
+        headline = {k.replace("_", " "): v for k, v in metrics.items() if isinstance(v, int | float)}
+        headline.update({f"{k} f1": metrics[k]["f1"] for k in ("micro", "macro") if isinstance(metrics.get(k), dict)})
         shown = ", ".join(f"{k} {_figure(v)}" for k, v in headline.items() if v is not None)
         latency = result["latency_ms"]
         served = result["model_id"] + (
@@ -42,6 +43,8 @@ def print_evaluation(evaluation: dict[str, Any], console: Any) -> None:
         console.print(
             f"\n[bold]{served}[/bold]: {shown}; latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms"
         )
+        if not metrics.get("per_label"):
+            continue
         table = Table(title=f"per label: {result['model_id']}")
         for column in ("label", "precision", "recall", "f1", "support"):
             table.add_column(column, justify="left" if column == "label" else "right")
@@ -81,6 +84,8 @@ def print_comparison(comparison: dict[str, Any], console: Any) -> None:
             _figure(f["p_value"]),
         )
     console.print(figures)
+    if not comparison.get("per_label"):
+        return
     labels = Table(title="per label (candidate minus baseline)")
     for column in ("label", "f1 baseline", "f1 candidate", "f1", "precision", "recall"):
         labels.add_column(column, justify="left" if column == "label" else "right")
