@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from outrider.storage.queries import jobs as jobs_q
+from outrider.storage.queries import training as training_q
 from tests.api.test_evaluations import ner_examples, upload
 from tests.conftest import GENEROUS_LIMITS, PRICES, SMOL, make_settings, start_server
 from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
@@ -44,8 +47,31 @@ def loop(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
             answer = client.post("/inference", json={"model_id": DEMO, "text": text, "schema": SCHEMA})
             assert answer.status_code == 200, answer.text
         upload(client, "held-out", "ner", ner_examples(6))
+        account_id = client.get("/me").json()["id"]
+    running.checkpoint = trained_checkpoint(running, account_id, demo_model_dir)
     yield running
     running.stop()
+
+
+def trained_checkpoint(server, account_id: str, demo_model_dir: Path) -> str:
+    """A complete training job of the account with one checkpoint, holding the demo extractor's weights (as
+    the trainer would leave them, without spending a training run on it); returns the checkpoint's id."""
+    with server.services.db.session() as s:
+        job = jobs_q.insert_job(
+            s,
+            account_id=account_id,
+            kind="training",
+            prefix="ft",
+            payload={"model_name": "loop-ner", "task_type": "ner"},
+        )
+        folder = server.services.training.root / job.id / "model"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.symlink_to(demo_model_dir / "demo-extractor", target_is_directory=True)
+        jobs_q.finish_job(s, job.id, status="complete", result={"model_path": f"{job.id}/model"})
+        checkpoint = training_q.insert_checkpoint(
+            s, job_id=job.id, account_id=account_id, step=1, epoch=1, metrics={}, path=f"{job.id}/model"
+        )
+    return checkpoint.id
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +120,15 @@ def test_a_deployment_is_created_switched_and_rolled_back_from_its_page(page, lo
     page.get_by_role("button", name="Create deployment").click()
     page.wait_for_url(re.compile(r"/ui/deployments/support-ner$"))
     expect(page.locator("#deploy-current")).to_have_text(DEMO)
-    page.get_by_label(re.compile("^Model")).fill(MINILM)
-    page.get_by_label("Note (kept in the history)").fill("try the base")
+    offered = page.locator(f'#deploy-targets option[value="{loop.checkpoint}"]')
+    assert offered.get_attribute("label") == "checkpoint of loop-ner at step 1"
+    page.get_by_label(re.compile("^Model")).fill(loop.checkpoint)
+    page.get_by_label("Note (kept in the history)").fill("a checkpoint of the retrained model")
     page.get_by_role("button", name="Switch").click()
-    expect(page.locator("#deploy-current")).to_have_text(MINILM)
-    assert loop.client().get("/deployments/support-ner").json()["target"] == MINILM
+    expect(page.locator("#deploy-current")).to_have_text(loop.checkpoint)
+    assert loop.client().get("/deployments/support-ner").json()["target"] == loop.checkpoint
+    answer = loop.client().post("/inference", json={"model_id": "@support-ner", "text": TEXTS[1], "schema": SCHEMA})
+    assert answer.status_code == 200 and answer.json()["model_used"] == loop.checkpoint
     history = page.locator("#deployment-history tbody tr")
     expect(history).to_have_count(2)
     assert "switch" in history.first.inner_text() and "user admin" in history.first.inner_text()
@@ -106,7 +136,7 @@ def test_a_deployment_is_created_switched_and_rolled_back_from_its_page(page, lo
     snap(page, shots, "deployment")
     page.once("dialog", lambda dialog: dialog.dismiss())  # a cancelled confirmation changes nothing
     page.get_by_role("button", name="Roll back").click()
-    assert loop.client().get("/deployments/support-ner").json()["target"] == MINILM
+    assert loop.client().get("/deployments/support-ner").json()["target"] == loop.checkpoint
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Roll back").click()
     expect(page.locator("#deploy-current")).to_have_text(DEMO)

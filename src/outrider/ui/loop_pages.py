@@ -12,6 +12,7 @@ from outrider.api.deployments.conversion import deployment_out
 from outrider.api.deps import ServicesDep
 from outrider.api.evaluations.conversion import evaluation_out
 from outrider.api.native.conversion import record_out
+from outrider.api.training.conversion import job_out
 from outrider.core.deployments import is_deployment_id
 from outrider.core.errors import OutriderError
 from outrider.evaluation.scoring import EVALUATED_TASK_TYPES
@@ -24,12 +25,25 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 
 REVIEW_PAGE = 25
 EVALUATIONS_PAGE = 50
+SWITCH_JOBS = 10  # the switch form offers the checkpoints of this many latest training jobs
 
 
 async def model_ids(svc, account_id: str, kind: str | None = None) -> list[str]:
     """The ids of the models this account may call (of one kind), deployments left out."""
     models = await svc.catalog.models_for(account_id)
     return [m.id for m in models if not is_deployment_id(m.id) and (kind is None or m.kind == kind)]
+
+
+async def switch_targets(svc, account_id: str) -> list[tuple[str, str]]:
+    """What a deployment can be pointed at, as (id, what it is): the account's models (complete fine-tunes among
+    them) and the checkpoints of its latest training jobs."""
+    models = await svc.catalog.models_for(account_id)
+    targets = [(m.id, m.kind) for m in models if not is_deployment_id(m.id)]
+    jobs, _ = await svc.training.list(account_id, limit=SWITCH_JOBS, offset=0)
+    for job in map(job_out, jobs):
+        for checkpoint in await svc.training.checkpoints(account_id, job.id):
+            targets.append((checkpoint.id, f"checkpoint of {job.model_name} at step {checkpoint.step}"))
+    return targets
 
 
 async def judge_models(svc, account_id: str) -> list[str]:
@@ -82,7 +96,7 @@ async def review(
 @router.get("/deployments", response_class=HTMLResponse)
 async def deployments(request: Request, who: PageUser, svc: ServicesDep) -> HTMLResponse:
     listed = [deployment_out(d) for d in await svc.deployments.list(who)]
-    targets = await model_ids(svc, who.account.id)
+    targets = await switch_targets(svc, who.account.id)
     return page(request, who, "deployments.html", "deployments", deployments=listed, targets=targets)
 
 
@@ -93,7 +107,7 @@ async def deployment(request: Request, name: str, who: PageUser, svc: ServicesDe
         rollback_to = await svc.deployments.rollback_target(who, name)
     except OutriderError as exc:
         return error_page(request, who, "deployments", exc)
-    targets = await model_ids(svc, who.account.id)
+    targets = await switch_targets(svc, who.account.id)
     return page(request, who, "deployment.html", "deployments", d=found, rollback_to=rollback_to, targets=targets)
 
 
