@@ -13,7 +13,6 @@ from fastapi import Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
-from outrider.core.errors import OutriderError
 from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
 from outrider.services.accounts import OPTIMIZE_MODES, Principal
 
@@ -90,11 +89,6 @@ def page(
         **context,
     }
     return render(request, template, context, status_code)
-
-
-def error_page(request: Request, who: Principal, active: str, exc: OutriderError) -> HTMLResponse:
-    """A domain error (not found, not allowed) as a page, with its status and message."""
-    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 def query_with(params: dict[str, Any], **changes: Any) -> str:

@@ -15,14 +15,17 @@ from outrider.core.errors import OutriderError
 from outrider.storage.queries.inferences import InferenceFilter
 
 from .auth import PageUser
-from .loop_pages import judge_models
-from .render import ListFilters, PageNo, error_page, page, pager
+from .render import ListFilters, PageNo, page, pager
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 HISTORY_PAGE = 25
 EXAMPLES_PAGE = 20
 JOBS_PAGE = 50
+
+
+def _error_page(request: Request, who, active: str, exc: OutriderError) -> HTMLResponse:
+    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 @router.get("/playground", response_class=HTMLResponse)
@@ -63,16 +66,8 @@ async def history_record(request: Request, inference_id: str, who: PageUser, svc
     try:
         record = await svc.history.get(who, inference_id)
     except OutriderError as exc:
-        return error_page(request, who, "history", exc)
-    return page(
-        request,
-        who,
-        "record.html",
-        "history",
-        record=record,
-        data=record_out(record).model_dump(mode="json"),
-        judge_models=await judge_models(svc, who.account.id),
-    )
+        return _error_page(request, who, "history", exc)
+    return page(request, who, "record.html", "history", record=record, data=record_out(record).model_dump(mode="json"))
 
 
 @router.get("/datasets", response_class=HTMLResponse)
@@ -96,7 +91,7 @@ async def dataset(
             who.account.id, name, version, offset=(page_no - 1) * EXAMPLES_PAGE, limit=EXAMPLES_PAGE
         )
     except OutriderError as exc:
-        return error_page(request, who, "datasets", exc)
+        return _error_page(request, who, "datasets", exc)
     shown = examples.version
     return page(
         request,
@@ -133,5 +128,5 @@ async def training_job(request: Request, job_id: str, who: PageUser, svc: Servic
     try:
         job = job_out(await svc.training.get(who.account.id, job_id))
     except OutriderError as exc:
-        return error_page(request, who, "training", exc)
+        return _error_page(request, who, "training", exc)
     return page(request, who, "training_job.html", "training", job=job, data=job.model_dump(mode="json"))

@@ -167,43 +167,15 @@ def _where(query: Any, f: InferenceFilter) -> Any:
     return query
 
 
-def _page(
-    session: Session, f: InferenceFilter, order: tuple, *, limit: int, offset: int
-) -> tuple[list[Inference], int]:
+def list_inferences(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
     total = session.scalar(_where(select(func.count()).select_from(InferenceRow), f)) or 0
     rows = session.execute(
         _where(_with_reviews(select(InferenceRow, FeedbackRow, JudgementRow)), f)
-        .order_by(*order, InferenceRow.created_at.desc(), InferenceRow.id.desc())
+        .order_by(InferenceRow.created_at.desc(), InferenceRow.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
     return [_inference(r[0], r[1], r[2]) for r in rows], total
-
-
-def list_inferences(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
-    """Records matching ``f``, newest first, with the total."""
-    return _page(session, f, (), limit=limit, offset=offset)
-
-
-# The review queue's order: what the judge could not vouch for first. Never judged, then the judge failed
-# (an error, no verdict), then judged 'fail', then 'uncertain', then passed; within each, the lowest judge
-# score first, then the newest.
-REVIEW_RANKS = ("unjudged", "judge_error", "fail", "uncertain", "pass")
-
-
-def _review_rank() -> Any:
-    return case(
-        (JudgementRow.inference_id.is_(None), 0),
-        (JudgementRow.verdict.is_(None), 1),
-        (JudgementRow.verdict == "fail", 2),
-        (JudgementRow.verdict == "uncertain", 3),
-        else_=4,
-    )
-
-
-def review_queue(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
-    """Records matching ``f`` in review order (``REVIEW_RANKS``), with the total."""
-    return _page(session, f, (_review_rank(), JudgementRow.score.asc().nulls_first()), limit=limit, offset=offset)
 
 
 def upsert_feedback(
@@ -248,6 +220,39 @@ def upsert_judgement(
     row.judged_at = now()
     session.flush()
     return _judgement(row)  # type: ignore[return-value]
+
+
+# The review queue's order: what the judge could not vouch for first. Never judged, then the judge failed
+# (an error, no verdict), then judged 'fail', then 'uncertain', then passed; within each, the lowest judge
+# score first, then the newest.
+REVIEW_RANKS = ("unjudged", "judge_error", "fail", "uncertain", "pass")
+
+
+def _review_rank() -> Any:
+    return case(
+        (JudgementRow.inference_id.is_(None), 0),
+        (JudgementRow.verdict.is_(None), 1),
+        (JudgementRow.verdict == "fail", 2),
+        (JudgementRow.verdict == "uncertain", 3),
+        else_=4,
+    )
+
+
+def review_queue(session: Session, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
+    """Records matching ``f`` in review order (``REVIEW_RANKS``), with the total."""
+    total = session.scalar(_where(select(func.count()).select_from(InferenceRow), f)) or 0
+    rows = session.execute(
+        _where(_with_reviews(select(InferenceRow, FeedbackRow, JudgementRow)), f)
+        .order_by(
+            _review_rank(),
+            JudgementRow.score.asc().nulls_first(),
+            InferenceRow.created_at.desc(),
+            InferenceRow.id.desc(),
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [_inference(r[0], r[1], r[2]) for r in rows], total
 
 
 @dataclass(frozen=True)
