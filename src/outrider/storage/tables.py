@@ -91,7 +91,7 @@ class InferenceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_inferences_account_created", "account_id", "created_at"),
+        Index("ix_inferences_account_created", "account_id", "created_at", "id"),
         Index("ix_inferences_account_model", "account_id", "model_id"),
     )
 
@@ -163,8 +163,22 @@ class UsageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_usage_records_account_created", "account_id", "created_at"),
-        Index("ix_usage_records_account_model", "account_id", "model_id"),
+        # Windows (totals, buckets, small windows' latencies) and pages read from this index alone (migration 0008).
+        Index(
+            "ix_usage_records_account_window",
+            "account_id",
+            "created_at",
+            "id",
+            "status",
+            "cost_micro_usd",
+            "prompt_tokens",
+            "completion_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "latency_ms",
+        ),
+        Index("ix_usage_records_account_latency", "account_id", "latency_ms", "created_at"),
+        Index("ix_usage_records_account_model", "account_id", "model_id", "created_at", "id"),
         Index("ix_usage_records_account_key", "account_id", "api_key_id"),
     )
 

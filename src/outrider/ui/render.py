@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
-from outrider.services.accounts import OPTIMIZE_MODES, Principal
+from outrider.services.accounts import OPTIMIZE_MODES, ROLES, Principal
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -30,7 +30,10 @@ NAV = [
     ("review", "Review", "/ui/review"),
     ("deployments", "Deployments", "/ui/deployments"),
     ("evaluations", "Evaluations", "/ui/evaluations"),
+    ("users", "Users", "/ui/users"),
 ]
+# Entries only owners see (the server refuses the pages to other roles too).
+OWNER_ONLY = {"users"}
 
 
 def usd(value: float | None) -> str:
@@ -60,6 +63,7 @@ templates.env.filters.update(usd=usd, when=when, ms=ms, percent=percent)
 MODE_NAMES = {"balanced": "Balanced", "quality": "Best quality", "cost": "Cheapest", "latency": "Fastest"}
 templates.env.globals.update(
     dataset_task_types=DATASET_TASK_TYPES,
+    roles=ROLES,
     optimize_modes=[(mode, MODE_NAMES.get(mode, mode)) for mode in OPTIMIZE_MODES],
 )
 
@@ -84,7 +88,7 @@ def page(
         "who": who,
         "user": who.user,
         "can_write": who.role != "viewer",
-        "nav": NAV,
+        "nav": [entry for entry in NAV if entry[0] not in OWNER_ONLY or who.role == "owner"],
         "active": active,
         **context,
     }

@@ -18,16 +18,9 @@
 
   const rollback = document.getElementById("rollback");
   if (!rollback) return;
-  rollback.addEventListener("click", async () => {
-    Outrider.showError("rollback-error", null);
-    if (!window.confirm(`Roll @${rollback.dataset.name} back to its previous target?`)) return;
-    rollback.disabled = true;
-    try {
-      await Outrider.json("POST", `${path(rollback.dataset.name)}/rollback`, { note: note("rollback-note") });
-      window.location.reload();
-    } catch (error) {
-      Outrider.showError("rollback-error", error);
-      rollback.disabled = false;
-    }
+  const question = `Roll @${rollback.dataset.name} back to its previous target?`;
+  Outrider.onConfirmedClick(rollback, question, "rollback-error", async () => {
+    await Outrider.json("POST", `${path(rollback.dataset.name)}/rollback`, { note: note("rollback-note") });
+    window.location.reload();
   });
 })();
