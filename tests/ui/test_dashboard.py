@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, require_chromium, screenshot_dir
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
 
 ADMIN_PASSWORD = "dashboard admin password"
 MINILM = "outrider/gliner2-minilm-l6"
@@ -27,11 +27,6 @@ TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    return require_chromium()  # before anything is started: skipped (or failed under CI) at once
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +47,9 @@ def dash(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def page(chromium, dash) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium))
-        context = browser.new_context(viewport=DESKTOP, base_url=dash.url)
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dash.url)
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.console_errors = []  # every console error and uncaught exception, checked by the last test
-        tab.on("console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+    with browser_tab(chromium, dash.url, TIMEOUT_MS) as tab:
         yield tab
-        context.close()
-        browser.close()
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 def test_a_page_without_a_session_sends_to_sign_in_and_a_wrong_password_is_shown(page, shots):

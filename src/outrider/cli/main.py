@@ -12,6 +12,8 @@ import typer
 
 from outrider.cli.credits import credits_app
 from outrider.cli.datasets import datasets_app, generate
+from outrider.cli.deployments import deployments_app, inferences_app
+from outrider.cli.evaluations import evaluations_app
 from outrider.cli.training import register as register_training_commands
 from outrider.cli.users import users_app
 from outrider.cli.worker import worker
@@ -33,6 +35,9 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(credits_app, name="credits")
 app.add_typer(users_app, name="users")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(deployments_app, name="deployments")
+app.add_typer(evaluations_app, name="evaluations")
+app.add_typer(inferences_app, name="inferences")
 register_training_commands(app)  # outrider train, outrider eval
 app.command("generate")(generate)
 app.command("worker")(worker)

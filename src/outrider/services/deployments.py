@@ -148,20 +148,28 @@ class DeploymentService:
             raise Conflict(f"deployment '{deployment_model_id(name)}' was switched concurrently; retry")
         return deployment, created
 
+    async def _previous_target(self, deployment: Deployment) -> str | None:
+        """The target a rollback returns to (None: it has had only one)."""
+
+        def events() -> list[DeploymentEvent]:
+            with self.db.session() as s:
+                return q.all_events(s, deployment.id)
+
+        stack = serving_stack(await asyncio.to_thread(events))
+        return stack[-2] if len(stack) >= 2 else None
+
+    async def rollback_target(self, principal: Principal, name: str) -> str | None:
+        """What a rollback of the deployment would point it at now (None: nothing to roll back to)."""
+        return await self._previous_target(await self.get(principal, name))
+
     async def rollback(self, principal: Principal, name: str, note: str | None = None) -> Deployment:
         """Point the deployment back at the target it had before its current one was set."""
         name = bare_name(name)
         _check_note(note)
         current = await self._read(principal, name)
-
-        def events() -> list[DeploymentEvent]:
-            with self.db.session() as s:
-                return q.all_events(s, current.id)
-
-        stack = serving_stack(await asyncio.to_thread(events))
-        if len(stack) < 2:
+        previous = await self._previous_target(current)
+        if previous is None:
             raise Conflict(f"deployment '{deployment_model_id(name)}' has no earlier target to roll back to")
-        previous = stack[-2]
         try:
             await self._check_target(principal, previous, None)
         except ModelNotFound as exc:

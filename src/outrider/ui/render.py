@@ -27,6 +27,9 @@ NAV = [
     ("models", "Models", "/ui/models"),
     ("datasets", "Datasets", "/ui/datasets"),
     ("training", "Training", "/ui/training"),
+    ("review", "Review", "/ui/review"),
+    ("deployments", "Deployments", "/ui/deployments"),
+    ("evaluations", "Evaluations", "/ui/evaluations"),
     ("users", "Users", "/ui/users"),
 ]
 # Entries only owners see (the server refuses the pages to other roles too).
@@ -160,3 +163,6 @@ def pager(params: dict[str, Any], page_no: int, total: int, per_page: int) -> di
         "prev_query": query_with(params, page=page_no - 1) if page_no > 1 else None,
         "next_query": query_with(params, page=page_no + 1) if page_no < pages else None,
     }
+
+
+templates.env.globals.update(query_with=query_with)  # links that keep a list's filters
