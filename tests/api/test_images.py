@@ -11,14 +11,16 @@ when the pool has none.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 
 import anthropic
 import openai
 import pytest
 
-from tests.conftest import SMOL, RunningServer
+from tests.conftest import SMOL, RunningServer, new_account
 from tests.scripted_upstream import SCRIPTED_TEXT, start_gateway_for
+from tests.waiting import wait_until
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 URL = "https://images.example.com/cat.jpg"
@@ -204,3 +206,31 @@ def test_auto_routes_tool_requests_to_tool_capable_models_only(oai, ant):
     anthropic_tools = [{"name": "lookup", "input_schema": {"type": "object"}}]
     with pytest.raises(anthropic.BadRequestError, match="found no model with the 'tools'"):
         ant.messages.create(model="auto", messages=question, tools=anthropic_tools, max_tokens=5, extra_body=none)
+
+
+def test_history_keeps_image_references_not_bytes_and_credit_is_reserved_per_image(gateway):
+    with gateway.client() as admin:
+        key = new_account(admin, "images-history", credit_usd=1.0)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    messages = [{"role": "user", "content": chat_content()}]
+    answer = client.chat.completions.create(model=OA_VISION, messages=messages, max_tokens=5)
+    with gateway.client(key) as http:
+        listed = wait_until(lambda: (found := http.get("/inferences").json())["total"] == 1 and found)
+        record = listed["inferences"][0]
+        balance = http.get("/credits").json()["balance_micro_usd"]
+    (message,) = record["input"]["messages"]
+    assert message == {
+        "role": "user",
+        "content": "Describe:",
+        "images": [{"media_type": "image/png", "bytes": len(base64.b64decode(PNG))}, {"url": URL}],
+    }
+    assert PNG not in json.dumps(record)
+    assert balance == 1_000_000 - round(answer.usage.model_extra["cost"] * 1e6)  # the upstream's count, charged
+
+
+def test_an_extraction_model_is_refused_images_too(oai):
+    messages = [{"role": "user", "content": chat_content()}]
+    with pytest.raises(openai.BadRequestError, match="model 'outrider/gliner2-minilm-l6' does not have the 'vision'"):
+        oai.chat.completions.create(
+            model="outrider/gliner2-minilm-l6", messages=messages, extra_body={"schema": {"entities": ["animal"]}}
+        )
