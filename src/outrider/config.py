@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(10_000_000, ge=1024, description="Largest accepted request body.")
     max_text_chars: int = Field(100_000, ge=1, description="Longest accepted single input text.")
     max_batch_texts: int = Field(1000, ge=1, description="Most texts in one `/inference` request.")
+    max_images_per_request: int = Field(
+        20, ge=0, description="Most image parts in one chat request (all messages together); more get 400."
+    )
+    max_image_bytes: int = Field(
+        5_000_000, ge=1, description="Largest inline (base64) image, in decoded bytes; larger ones get 400."
+    )
     max_new_tokens_limit: int = Field(2048, ge=1, description="Upper bound on `max_tokens` for local decoders.")
     local_price_input_per_mtok: float = Field(
         0.0, ge=0, description="USD per million input tokens charged for local models."

@@ -44,6 +44,9 @@ PINNED = {
 Samples = dict[tuple[str, frozenset], float]
 
 
+MINILM_EMBEDDING = "sentence-transformers/all-MiniLM-L6-v2"
+
+
 def scrape(client: httpx.Client) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200, response.text
@@ -169,6 +172,16 @@ def test_a_chat_moves_completion_tokens_and_decoder_batches(admin):
     assert moved(before, after, "outrider_batch_size_count", model=SMOL, kind="decoder") >= 1
     route = {"route": "/v1/chat/completions", "method": "POST", "status": "200"}
     assert moved(before, after, "outrider_http_requests_total", **route) == 1
+
+
+def test_an_embedding_call_moves_embedding_batches(admin):
+    before = scrape(admin)
+    answer = admin.post("/v1/embeddings", json={"model": MINILM_EMBEDDING, "input": ["one text", "and another"]})
+    assert answer.status_code == 200, answer.text
+    after = scrape(admin)
+    assert moved(before, after, "outrider_batch_size_count", model=MINILM_EMBEDDING, kind="embedding") == 1
+    assert moved(before, after, "outrider_batch_size_sum", model=MINILM_EMBEDDING, kind="embedding") == 2
+    assert value(after, "outrider_model_queue_depth", model=MINILM_EMBEDDING, kind="embedding") == 0
 
 
 def test_upstream_health_breaker_and_routing_decisions(gateway):

@@ -41,7 +41,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 @dataclass(frozen=True)
 class QueueDepth:
     model: str
-    kind: str  # "encoder": texts waiting for a pass; "decoder": generations waiting for a decode batch
+    kind: str  # "encoder", "embedding": texts waiting for a pass; "decoder": generations waiting for a decode batch
     depth: int
 
 
@@ -111,8 +111,8 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "outrider_batch_size",
-            "Size of each batch a local model ran: texts per extraction pass (encoder), generations per decode "
-            "batch (decoder).",
+            "Size of each batch a local model ran: texts per extraction pass (encoder) or embedding pass "
+            "(embedding), generations per decode batch (decoder).",
             ["model", "kind"],
             buckets=BATCH_BUCKETS,
             registry=r,
