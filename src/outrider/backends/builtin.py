@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from outrider.backends.base import Availability, ModelSpec
-from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
+from outrider.backends.decoder_hf import DECODER_CAPABILITIES, SMOLLM2_ID, HFDecoder, ensure_smollm2_base
 from outrider.backends.embedding_minilm import MINILM_EMBEDDING_ID, MeanPoolingEncoder, minilm_availability
 from outrider.backends.encoder_gliner import (
     HUB_MODELS,
@@ -71,6 +71,7 @@ def register_models(registry, settings: Settings) -> None:
             load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir)), **decoder_options(settings)),
             fine_tunable=True,
             price=local_price(settings, SMOLLM2_ID),
+            capabilities=DECODER_CAPABILITIES,
         )
     )
     registry.add(
@@ -158,6 +159,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
             description=f"Causal LM saved at {folder}",
             load=lambda: HFDecoder.load(path, **decoder_options(settings)),
             price=price,
+            capabilities=DECODER_CAPABILITIES,
             check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
         )
     return None

@@ -3,6 +3,7 @@
     OutriderError                 base; never raised directly
     +-- InvalidRequest            the request is well-formed JSON but asks for something invalid (422)
     |   +-- InvalidSchema         an extraction schema that cannot be built
+    |   +-- InvalidTools          a bad tool definition, tool_choice or tool turn (400, as OpenAI and Anthropic answer)
     +-- AuthenticationFailed      no key, an unknown key, an expired key, a wrong password (401)
     |   +-- SessionInvalid        a session cookie tampered with, expired or signed out
     +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action, a role (403)
@@ -42,6 +43,11 @@ class InvalidRequest(OutriderError):
 
 class InvalidSchema(InvalidRequest):
     code = "invalid_schema"
+
+
+class InvalidTools(InvalidRequest):
+    status_code = 400
+    code = "invalid_tools"
 
 
 class AuthenticationFailed(OutriderError):

@@ -22,9 +22,53 @@ class TextPart(_Lenient):
     text: str
 
 
+class FunctionCallIn(_Lenient):
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(_Lenient):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessageIn(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None  # assistant turns
+    tool_call_id: str | None = None  # tool turns
+
+
+class FunctionIn(_Lenient):
+    """A function tool: ``{"type": "function", "function": {...}}`` in chat, these fields flat in Responses."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatToolIn(_Lenient):
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class ResponsesToolIn(FunctionIn):
+    type: Literal["function"]
+
+
+class NamedFunction(_Lenient):
+    name: str
+
+
+class ChatNamedChoice(_Lenient):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ResponsesNamedChoice(NamedFunction):
+    type: Literal["function"]
 
 
 class JsonSchemaSpec(_Lenient):
@@ -71,6 +115,10 @@ class ChatCompletionRequest(_Sampling, CheckedBody):
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction
+    # Parsed in conversion (a bad tool is a 400, as OpenAI answers): see ChatToolIn and ChatNamedChoice.
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompletionRequest(_Sampling, CheckedBody):
@@ -97,10 +145,28 @@ class ResponseInputMessage(_Lenient):
     type: Literal["message"] | None = None
 
 
+class FunctionCallItem(_Lenient):
+    """A call the model made, sent back in the history (as the previous response's output lists it)."""
+
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str = ""
+
+
+class FunctionCallOutputItem(_Lenient):
+    type: Literal["function_call_output"]
+    call_id: str
+    output: str | list[TextPart]
+
+
+ResponseInputItem = ResponseInputMessage | FunctionCallItem | FunctionCallOutputItem
+
+
 class ResponsesRequest(_Lenient, CheckedBody):
     model: str = Field(min_length=1)
     routing: RoutingIn | None = None
-    input: str | list[ResponseInputMessage]
+    input: str | list[ResponseInputItem]
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -108,6 +174,9 @@ class ResponsesRequest(_Lenient, CheckedBody):
     stream: bool = False
     text: ResponseText | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
+    tools: list[Any] | None = None  # parsed in conversion: see ResponsesToolIn and ResponsesNamedChoice
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class EmbeddingsRequest(_Lenient, CheckedBody):
