@@ -39,7 +39,7 @@ def _message_start(message_id: str, model: str, usage: dict[str, Any]) -> list[s
         "stop_sequence": None,
         "usage": {**usage, "output_tokens": 0},
     }
-    return [_event("message_start", message=shell), _event("ping")]
+    return [_event("message_start", message=shell)]
 
 
 def _message_end(stop_reason: str, stop_sequence: str | None, usage: dict[str, Any]) -> list[str]:
@@ -60,8 +60,11 @@ class _Blocks:
         self.kind: str | int | None = None  # "text", or the tool-call index of the open tool_use block
         self.pieces: list[str] = []
 
+    def open_text(self) -> list[str]:
+        return self._open("text", {"type": "text", "text": ""})
+
     def text(self, text: str) -> list[str]:
-        lines = self._open("text", {"type": "text", "text": ""})
+        lines = self.open_text()
         return [*lines, _event("content_block_delta", index=self.index, delta={"type": "text_delta", "text": text})]
 
     def tool(self, piece: ToolCallDelta) -> list[str]:
@@ -94,12 +97,17 @@ class _Blocks:
         return [*lines, _event("content_block_start", index=self.index, content_block=block)]
 
 
-async def message_stream(active: ActiveGeneration, message_id: str, model: str) -> AsyncIterator[str]:
+async def message_stream(
+    active: ActiveGeneration, message_id: str, model: str, tools: bool = False
+) -> AsyncIterator[str]:
+    """Without ``tools`` the answer is one text block, opened at once (before ``ping``, as Anthropic sends it);
+    with them blocks open as the answer needs them."""
     early = usage_dict(active.early_usage)
     early.pop("cost")  # known at the end, in message_delta
-    for line in _message_start(message_id, model, early):
-        yield line
     blocks = _Blocks()
+    opening = [] if tools else blocks.open_text()
+    for line in [*_message_start(message_id, model, early), *opening, _event("ping")]:
+        yield line
     try:
         async for _, chunk in active.chunks():
             lines = blocks.text(chunk.text) if chunk.text else []
@@ -112,7 +120,8 @@ async def message_stream(active: ActiveGeneration, message_id: str, model: str) 
         return
     result = active.results[0]
     if blocks.index < 0:  # nothing was produced: the (empty) text block the whole answer has
-        blocks.text("")
+        for line in blocks.open_text():
+            yield line
     for line in [
         *blocks.close(),
         *_message_end(STOP_REASON[result.finish_reason], result.stop_sequence, usage_dict(active.usage)),
@@ -125,6 +134,8 @@ async def extraction_stream(message: dict[str, Any]) -> AsyncIterator[str]:
     blocks = _Blocks()
     for line in [
         *_message_start(message["id"], message["model"], start_usage),
+        *blocks.open_text(),
+        _event("ping"),
         *blocks.text(message["content"][0]["text"]),
         *blocks.close(),
         *_message_end("end_turn", None, message["usage"]),

@@ -68,7 +68,7 @@ async def responses(body: ResponsesRequest, request: Request, who: ChatCaller, s
         return conv.response_object(new_id("resp"), body.model, text, outcome.usage, "completed")
     if body.stream:
         active = await svc.generation.start(ctx, conv.to_responses_request(body))
-        events = streaming.responses_stream(active, served_model(active, body.model))
+        events = streaming.responses_stream(active, served_model(active, body.model), tools=bool(body.tools))
         return EventSourceResponse(streaming.routed(active, events))
     active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_responses_request(body)))
     model, outcome = served_model(active, body.model), active.outcome()

@@ -158,9 +158,10 @@ async def completion_stream(
         yield line
 
 
-async def responses_stream(active: ActiveGeneration, model: str) -> AsyncIterator[str]:
-    """The Responses API event sequence, each event named and numbered. Output items open as they begin: the
-    message at its first text, a function call at its first piece; all close, in order, once generation ends."""
+async def responses_stream(active: ActiveGeneration, model: str, tools: bool = False) -> AsyncIterator[str]:
+    """The Responses API event sequence, each event named and numbered. Without ``tools`` the answer is one
+    message, opened at once; with them output items open as they begin (the message at its first text, a
+    function call at its first piece). All close, in order, once generation ends."""
     response_id, message_id = new_id("resp"), new_id("msg")
     sequence = 0
 
@@ -186,6 +187,9 @@ async def responses_stream(active: ActiveGeneration, model: str) -> AsyncIterato
 
     yield event("response.created", response=response_object(response_id, model, None, None, "in_progress"))
     yield event("response.in_progress", response=response_object(response_id, model, None, None, "in_progress"))
+    if not tools:
+        for line in open_message():
+            yield line
     text = []
     try:
         async for _, chunk in active.chunks():
