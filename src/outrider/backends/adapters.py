@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from outrider.backends.base import Availability, DecoderModel, EncoderModel, ModelKind, ModelSpec
+from outrider.backends.base import DECODER_CAPABILITIES, Availability, DecoderModel, EncoderModel, ModelKind, ModelSpec
 from outrider.core.errors import ModelUnavailable
 from outrider.core.usage import Price
 
@@ -61,4 +61,5 @@ def adapter_spec(
         check=lambda: Availability(os.path.isdir(path), f"{path} no longer exists"),
         base_id=base_id,
         attach=attach,
+        capabilities=DECODER_CAPABILITIES if kind == "decoder" else (),
     )

@@ -18,6 +18,9 @@ from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
 ModelKind = Literal["encoder", "decoder", "embedding"]
+# What a local causal LM (and a LoRA adapter on one) serves: chat, raw completions, constrained JSON and
+# constrained tool calls (``decoder_tools.py``).
+DECODER_CAPABILITIES = ("chat", "completions", "json", "tools")
 Health = Literal["ready", "loading", "unavailable"]
 
 

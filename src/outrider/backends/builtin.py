@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from outrider.backends.base import Availability, ModelSpec
-from outrider.backends.decoder_hf import DECODER_CAPABILITIES, SMOLLM2_ID, HFDecoder, ensure_smollm2_base
+from outrider.backends.base import DECODER_CAPABILITIES, Availability, ModelSpec
+from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
 from outrider.backends.embedding_minilm import MINILM_EMBEDDING_ID, MeanPoolingEncoder, minilm_availability
 from outrider.backends.encoder_gliner import (
     HUB_MODELS,

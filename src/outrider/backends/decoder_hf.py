@@ -18,8 +18,6 @@ log = logging.getLogger(__name__)
 
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# What a local causal LM serves: chat, raw completions, constrained JSON and constrained tool calls.
-DECODER_CAPABILITIES = ("chat", "completions", "json", "tools")
 
 
 def smollm2_gguf_dir() -> Path:
