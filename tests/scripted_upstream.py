@@ -12,6 +12,7 @@ The requested ``model`` picks the behaviour, on ``POST /v1/chat/completions``, `
     scripted         a complete stream of SCRIPTED_TEXT with usage (prompt 11, completion 3); in Anthropic
                      format, {"answer": "upstream"} when JSON was asked for (forced tool or output_config)
     no-usage         the same stream without any usage
+    tools...         tool calls and answers to tool results: see ``tests/scripted_tools.py``
     cached           ``scripted`` with prompt-cache usage: OpenAI format 8 of the 11 prompt tokens read from the
                      cache (``prompt_tokens_details.cached_tokens``); Anthropic format input_tokens 3,
                      cache_read_input_tokens 6, cache_creation_input_tokens 2 (in message_start when streamed)
@@ -42,6 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.conftest import GENEROUS_LIMITS, RunningServer, free_port, make_settings, start_server
+from tests.scripted_tools import TOOL_MODELS, serve_tools
 
 SCRIPTED_TEXT = ["Hello", " upstream", " world"]
 
@@ -61,6 +63,7 @@ MODELS = [
     "scripted",
     "no-usage",
     "cached",
+    *TOOL_MODELS,
 ]
 OPENAI_USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
 OPENAI_CACHED_USAGE = {**OPENAI_USAGE, "prompt_tokens_details": {"cached_tokens": 8}}
@@ -116,6 +119,8 @@ class ScriptedUpstream:
             return web.json_response(error, status=status, headers=headers)
         if model == "hang":
             await asyncio.sleep(60)
+        if model in TOOL_MODELS:
+            return await serve_tools(request, model, body, anthropic)
         if not body.get("stream"):
             return await self._serve_whole(request, model, body, anthropic)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -50,7 +50,7 @@ providers:
       - model: {SMOL}
         price: {list(DECLARED[VIA_OPENAI])}
         context_length: 2048
-        capabilities: [chat, completions, json]
+        capabilities: [chat, completions, json, tools]
   - name: up-anthropic
     type: anthropic
     base_url: {upstream.url}
@@ -59,6 +59,7 @@ providers:
       - model: {SMOL}
         id: {VIA_ANTHROPIC}
         price: {list(DECLARED[VIA_ANTHROPIC])}
+        capabilities: [chat, tools]
 """
     )
     with pytest.MonkeyPatch.context() as env:
@@ -96,8 +97,9 @@ def test_upstream_models_are_listed_next_to_local_ones(gateway, oai):
     assert one == native[VIA_OPENAI]
     assert one["source"] == "upstream" and one["task_family"] == "decoder" and one["owned_by"] == "up-openai"
     assert (one["price_input_per_mtok"], one["price_output_per_mtok"]) == DECLARED[VIA_OPENAI]
-    assert one["context_length"] == 2048 and one["capabilities"] == ["chat", "completions", "json"]
-    assert native[VIA_ANTHROPIC]["capabilities"] == ["chat"] and native[VIA_ANTHROPIC]["context_length"] is None
+    assert one["context_length"] == 2048 and one["capabilities"] == ["chat", "completions", "json", "tools"]
+    assert native[VIA_ANTHROPIC]["capabilities"] == ["chat", "tools"]
+    assert native[VIA_ANTHROPIC]["context_length"] is None
 
 
 def test_health_probes_each_upstream(gateway):
@@ -193,7 +195,7 @@ def test_json_mode_reaches_the_openai_upstream_as_response_format(oai):
         response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
     )
     assert set(json.loads(reply.choices[0].message.content)) == {"city"}  # constrained by the upstream
-    with pytest.raises(openai.UnprocessableEntityError, match="'json' capability"):
+    with pytest.raises(openai.UnprocessableEntityError, match="'json' capability"):  # VIA_ANTHROPIC: chat, tools
         oai.chat.completions.create(
             model=VIA_ANTHROPIC, messages=QUESTION, max_tokens=8, response_format={"type": "json_object"}
         )
@@ -240,3 +242,50 @@ def test_logprobs_come_back_when_the_upstream_gives_them(oai, direct_oai):
     got, expected = reply.choices[0].logprobs.content, direct.choices[0].logprobs.content
     assert [(t.token, t.logprob) for t in got] == [(t.token, t.logprob) for t in expected] and len(got) == 4
     assert [[a.token for a in t.top_logprobs] for t in got] == [[a.token for a in t.top_logprobs] for t in expected]
+
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}
+
+
+def test_tool_calls_cross_formats_through_a_real_model(oai, ant):
+    """The Anthropic SDK's tools reach the OpenAI-format upstream (an Outrider whose SmolLM2 calls the tool under
+    constraint) and its call comes back as a tool_use block; the OpenAI SDK's reach the Anthropic-format one and
+    come back as tool_calls. Streamed and whole agree; the tool result then gets a text answer."""
+    tools = [{"name": "get_weather", "description": "The weather in a city.", "input_schema": WEATHER}]
+    forced = {"type": "tool", "name": "get_weather"}
+    tool_greedy = {"max_tokens": 24, "extra_body": {"temperature": 0}}  # room for the whole call
+    message = ant.messages.create(model=VIA_OPENAI, messages=QUESTION, tools=tools, tool_choice=forced, **tool_greedy)
+    (block,) = message.content
+    assert message.stop_reason == "tool_use" and block.type == "tool_use" and block.name == "get_weather"
+    assert set(block.input) == {"city"} and isinstance(block.input["city"], str)
+    with ant.messages.stream(model=VIA_OPENAI, messages=QUESTION, tools=tools, tool_choice=forced, **tool_greedy) as s:
+        assert s.get_final_message().content[0].input == block.input
+    chat_tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    reply = oai.chat.completions.create(
+        model=VIA_ANTHROPIC, messages=QUESTION, tools=chat_tools, tool_choice=named, max_tokens=24, temperature=0
+    )
+    (call,) = reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls" and set(json.loads(call.function.arguments)) == {"city"}
+    chunks = list(
+        oai.chat.completions.create(
+            model=VIA_ANTHROPIC,
+            messages=QUESTION,
+            tools=chat_tools,
+            tool_choice=named,
+            max_tokens=24,
+            temperature=0,
+            stream=True,
+        )
+    )
+    pieces = [p for c in chunks if c.choices for p in c.choices[0].delta.tool_calls or []]
+    assert "".join(p.function.arguments or "" for p in pieces) == call.function.arguments
+    history = [
+        *QUESTION,
+        reply.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "21 C"},
+    ]
+    answer = oai.chat.completions.create(
+        model=VIA_ANTHROPIC, messages=history, tools=chat_tools, tool_choice="none", max_tokens=8, temperature=0
+    )
+    assert answer.choices[0].message.content and answer.choices[0].message.tool_calls is None

@@ -18,11 +18,14 @@ from outrider.core.schema import ExtractionSchema
 from outrider.core.usage import Price
 
 ModelKind = Literal["encoder", "decoder", "embedding"]
+# What a local causal LM (and a LoRA adapter on one) serves: chat, raw completions, constrained JSON and
+# constrained tool calls (``decoder_tools.py``).
+DECODER_CAPABILITIES = ("chat", "completions", "json", "tools")
 Health = Literal["ready", "loading", "unavailable"]
 # What models served here can do, by kind. Local decoders take tools through grammar-constrained decoding and
 # see no images; upstream models declare theirs in the providers file.
 LOCAL_CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "decoder": ("chat", "completions", "json", "tools"),
+    "decoder": DECODER_CAPABILITIES,
     "encoder": ("extraction",),
     "embedding": ("embeddings",),
 }

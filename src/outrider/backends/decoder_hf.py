@@ -57,7 +57,7 @@ class HFDecoder:
 
     Generation runs in a ``DecoderEngine`` (one thread, batched decode loop, token streaming); JSON
     modes compile a per-request constraint with ``JsonConstraintFactory`` (built lazily: it indexes the
-    whole vocabulary once).
+    whole vocabulary once); tool calls are constrained the same way (``decoder_tools.py``).
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_batch: int = 8, max_wait_s: float = 0.01) -> None:
@@ -83,14 +83,24 @@ class HFDecoder:
     ) -> GenerationStream:
         """``adapter`` names a LoRA adapter loaded into this model's engine (see ``decoder_adapters.py``)."""
         from outrider.backends.decoder_engine import encode_chat, encode_prompt
+        from outrider.backends.decoder_tools import ToolCallStream, encode_tool_chat, tool_constraint, uses_tools
 
-        ids = encode_chat(self.tokenizer, prompt) if isinstance(prompt, list) else encode_prompt(self.tokenizer, prompt)
+        tools = uses_tools(prompt, params)
+        if tools and isinstance(prompt, list):
+            ids = encode_tool_chat(self.tokenizer, prompt, params)
+        elif isinstance(prompt, list):
+            ids = encode_chat(self.tokenizer, prompt)
+        else:
+            ids = encode_prompt(self.tokenizer, prompt)
         if len(ids) + params.max_tokens > self.context_length:
             raise InvalidRequest(
                 f"the prompt ({len(ids)} tokens) plus max_tokens ({params.max_tokens}) exceeds the model's "
                 f"context length of {self.context_length} tokens",
                 param="max_tokens",
             )
+        if tools:
+            constraint, decision = tool_constraint(self.json_constraints().for_schema, params)
+            return ToolCallStream(self.engine.submit(ids, params, constraint, adapter=adapter), decision)
         constraint = None
         if params.json_mode or params.json_schema is not None:
             # The token budget lets the constraint close the JSON before max_tokens cuts it off.

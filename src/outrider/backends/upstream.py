@@ -23,7 +23,7 @@ from outrider.backends.upstream_health import UpstreamMonitor
 from outrider.backends.upstream_openai import OpenAIStream, chat_body, completion_body
 from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream
 from outrider.config import Settings
-from outrider.core.errors import InvalidRequest, UpstreamError
+from outrider.core.errors import InvalidRequest, InvalidTools, UpstreamError
 from outrider.core.messages import ChatMessage, GenerationParams
 from outrider.core.usage import Price
 from outrider.services.broadcast import Broadcast
@@ -45,6 +45,15 @@ class UpstreamModel(UpstreamEndpoint):
                 "so response_format cannot be honoured",
                 param="response_format",
             )
+        uses_tools = bool(params.tools) or (
+            isinstance(prompt, list) and any(m.tool_calls or m.role == "tool" for m in prompt)
+        )
+        if uses_tools and "tools" not in capabilities:
+            raise InvalidTools(
+                f"model '{self.model_id}' does not declare the 'tools' capability (it has {list(capabilities)}), "
+                "so it cannot be given tools or tool turns",
+                param="tools",
+            )
         limit = self.config.context_length
         if limit is not None and params.max_tokens >= limit:
             raise InvalidRequest(
@@ -52,7 +61,7 @@ class UpstreamModel(UpstreamEndpoint):
                 param="max_tokens",
             )
         name = self.config.model
-        prompt_chars = len(prompt) if isinstance(prompt, str) else sum(len(m.content) for m in prompt)
+        prompt_chars = len(prompt) if isinstance(prompt, str) else sum(message_chars(m) for m in prompt)
         if self.provider.type == "anthropic":
             body = messages_body(name, prompt, params, sampling=self.config.sampling)
             call = self._call("/v1/messages", body, prompt_chars, params)
@@ -150,6 +159,11 @@ class UpstreamProviders:
     async def aclose(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+
+
+def message_chars(message: ChatMessage) -> int:
+    """A message's length for usage estimates: its text and its tool calls' names and arguments."""
+    return len(message.content) + sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
 
 
 def spec_for(model: UpstreamEndpoint) -> ModelSpec:

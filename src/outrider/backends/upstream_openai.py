@@ -5,6 +5,7 @@ that wants only the whole answer gets a non-streamed request, whose JSON body be
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,20 +18,28 @@ from outrider.core.messages import (
     GenerationParams,
     ImagePart,
     TokenLogprob,
+    ToolCallDelta,
 )
 
-FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}  # content_filter, tool_calls...: stop
+# content_filter and others: stop. A legacy "function_call" finish is not produced: Outrider sends ``tools``.
+FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
 
 def chat_body(
     model: str, messages: list[ChatMessage], params: GenerationParams, *, sampling: bool = True
 ) -> dict[str, Any]:
-    body = {
-        "model": model,
-        # Tool results have no tool-call id here; the upstream sees them as user turns.
-        "messages": [{"role": "user" if m.role == "tool" else m.role, "content": message_content(m)} for m in messages],
-        **_common(params, sampling),
-    }
+    body = {"model": model, "messages": [wire_message(m) for m in messages], **_common(params, sampling)}
+    if params.tools:
+        body["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in params.tools
+        ]
+        choice = params.tool_choice
+        body["tool_choice"] = (
+            {"type": "function", "function": {"name": choice.name}} if choice.mode == "tool" else choice.mode
+        )
+        if not params.parallel_tool_calls:  # sent only when off: some servers refuse the field
+            body["parallel_tool_calls"] = False
     if params.logprobs:
         body["logprobs"] = True
         if params.top_logprobs:
@@ -59,6 +68,20 @@ def message_content(message: ChatMessage) -> str | list[dict[str, Any]]:
         else:
             parts.append({"type": "text", "text": part.text})
     return parts
+
+
+def wire_message(message: ChatMessage) -> dict[str, Any]:
+    """A neutral message in OpenAI's chat format: assistant ``tool_calls``, ``tool`` turns with their call's id."""
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    out: dict[str, Any] = {"role": message.role, "content": message_content(message)}
+    if message.tool_calls:
+        out["content"] = message.content or None
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return out
 
 
 def completion_body(model: str, prompt: str, params: GenerationParams, *, sampling: bool = True) -> dict[str, Any]:
@@ -106,8 +129,9 @@ class OpenAIStream(UpstreamStream):
             if choice.get("index", 0) != 0:
                 continue  # one choice per upstream request (Outrider sends n requests for n choices)
             text, logprobs = self._choice_delta(choice)
-            if text or logprobs:
-                chunks.append(GenerationChunk(text, logprobs))
+            calls = self._call_deltas(choice)
+            if text or logprobs or calls:
+                chunks.append(GenerationChunk(text, logprobs, calls))
             if choice.get("finish_reason"):
                 self._finish(choice)
         return chunks
@@ -122,9 +146,10 @@ class OpenAIStream(UpstreamStream):
             if choice.get("index", 0) != 0:
                 continue
             text, logprobs = self._choice_delta(choice, "message")
+            calls = self._call_deltas(choice, "message")
             if choice.get("finish_reason"):
                 self._finish(choice)
-            return [GenerationChunk(text, logprobs)] if text or logprobs else []
+            return [GenerationChunk(text, logprobs, calls)] if text or logprobs or calls else []
         raise UpstreamError(f"upstream '{self.call.provider}' answered without a choice for '{self.call.model_id}'")
 
     def _record_usage(self, usage: object) -> None:
@@ -166,6 +191,31 @@ class OpenAIStream(UpstreamStream):
             for token, value, top in zip(tokens, values, tops, strict=False)
         )
         return text, logprobs
+
+    def _call_deltas(self, choice: dict[str, Any], key: str = "delta") -> tuple[ToolCallDelta, ...]:
+        """``tool_calls`` of a delta (pieces, by index: id and name first) or of a whole message (each complete).
+        Arguments are kept as the upstream sent them, valid JSON or not."""
+        if not self.chat:
+            return ()
+        raw = (choice.get(key) or {}).get("tool_calls")
+        pieces = []
+        for position, call in enumerate(raw if isinstance(raw, list) else ()):
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            index = call.get("index", position) if key == "delta" else position
+            arguments = function.get("arguments")
+            if arguments is not None and not isinstance(arguments, str):  # some servers send an object
+                arguments = json.dumps(arguments)
+            pieces.append(
+                ToolCallDelta(
+                    int(index) if isinstance(index, int) else position,
+                    call.get("id") or None,
+                    function.get("name") or None,
+                    arguments or "",
+                )
+            )
+        return tuple(pieces)
 
     def _finish(self, choice: dict[str, Any]) -> None:
         self.finish_reason = FINISH.get(choice["finish_reason"], "stop")

@@ -30,7 +30,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -45,7 +45,8 @@ from outrider.core.errors import (
     RateLimited,
     UpstreamError,
 )
-from outrider.core.messages import FinishReason, GenerationChunk, GenerationResult, TokenLogprob
+from outrider.core.ids import new_id
+from outrider.core.messages import FinishReason, GenerationChunk, GenerationResult, TokenLogprob, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ class UpstreamStream(ABC):
         self._text: list[str] = []
         self._logprobs: list[TokenLogprob] = []
         self._chunks = 0
+        self._calls: dict[int, list[Any]] = {}  # tool-call index -> [id, name, argument pieces]
         self._usage_reported = False
         self._whole_chunks: list[GenerationChunk] = []  # a non-streamed answer, read at opening
         self._result: GenerationResult | None = None
@@ -279,8 +281,7 @@ class UpstreamStream(ABC):
             await self.opened()
             whole, self._whole_chunks = self._whole_chunks, []
             for chunk in whole:  # a non-streamed answer: already complete
-                self._take(chunk)
-                yield chunk
+                yield self._take(chunk)
             while not self._cancelled and not self._done():
                 try:
                     item = await self._next_event()
@@ -300,8 +301,7 @@ class UpstreamStream(ABC):
                         )
                     )
                 for chunk in self._handle(*item):
-                    self._take(chunk)
-                    yield chunk
+                    yield self._take(chunk)
             if self._done():
                 self._result = self._build_result(self.finish_reason or "stop")
                 self.call.monitor.report_success()
@@ -320,10 +320,24 @@ class UpstreamStream(ABC):
                 self._cancelled = True
             await self._close()
 
-    def _take(self, chunk: GenerationChunk) -> None:
+    def _take(self, chunk: GenerationChunk) -> GenerationChunk:
+        """Account for a chunk; a tool call whose first piece came without an id gets one here."""
         self._chunks += 1
         self._text.append(chunk.text)
         self._logprobs.extend(chunk.logprobs)
+        if not chunk.tool_calls:
+            return chunk
+        pieces = []
+        for piece in chunk.tool_calls:
+            call = self._calls.get(piece.index)
+            if call is None:
+                piece = replace(piece, id=piece.id or new_id("call"))
+                call = self._calls[piece.index] = [piece.id, piece.name or "", []]
+            elif piece.name and not call[1]:
+                call[1] = piece.name
+            call[2].append(piece.arguments)
+            pieces.append(piece)
+        return replace(chunk, tool_calls=tuple(pieces))
 
     @property
     def result(self) -> GenerationResult:
@@ -394,11 +408,15 @@ class UpstreamStream(ABC):
             # No final usage from the upstream (cancelled early, or a server that does not report usage in
             # streams): about one token per streamed chunk (a whole answer: from its length), the prompt from
             # its length. Marked as estimated.
-            produced = estimated_tokens(len(text)) if self.call.whole else self._chunks
+            chars = len(text) + sum(len(name) + sum(map(len, pieces)) for _, name, pieces in self._calls.values())
+            produced = estimated_tokens(chars) if self.call.whole else self._chunks
             completion = max(completion or 0, produced)
             if not prompt:
                 prompt = estimated_tokens(self.call.prompt_chars)
             extra = {"usage_estimated": True}
+        calls = tuple(ToolCall(i, name, "".join(pieces)) for _, (i, name, pieces) in sorted(self._calls.items()))
+        if calls and reason == "stop":  # some servers end a call with "stop" (e.g. a named tool_choice)
+            reason = "tool_calls"
         return GenerationResult(
             text=text,
             finish_reason=reason,
@@ -409,6 +427,7 @@ class UpstreamStream(ABC):
             extra=extra,
             cache_read_tokens=min(self.cache_read_tokens, prompt),
             cache_write_tokens=min(self.cache_write_tokens, max(prompt - self.cache_read_tokens, 0)),
+            tool_calls=calls,
         )
 
     def _usage(

@@ -5,6 +5,7 @@
     |   +-- InvalidSchema         an extraction schema that cannot be built
     |   +-- InvalidImage          an image part that is not a usable image: bad base64, media type, size (400)
     |   +-- CapabilityMissing     the model lacks a capability the request needs, e.g. vision for images (400)
+    |   +-- InvalidTools          a bad tool definition, tool_choice or tool turn (400, as OpenAI and Anthropic answer)
     +-- AuthenticationFailed      no key, an unknown key, an expired key, a wrong password (401)
     |   +-- SessionInvalid        a session cookie tampered with, expired or signed out
     +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action, a role (403)
@@ -58,6 +59,11 @@ class CapabilityMissing(InvalidRequest):
 
     status_code = 400
     code = "model_capability_missing"
+
+
+class InvalidTools(InvalidRequest):
+    status_code = 400
+    code = "invalid_tools"
 
 
 class AuthenticationFailed(OutriderError):

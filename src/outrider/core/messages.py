@@ -14,7 +14,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant", "tool"]
-FinishReason = Literal["stop", "length", "stop_sequence", "cancelled"]
+# "tool_calls": the answer ends with tool calls for the caller to run (OpenAI's finish_reason, Anthropic's tool_use)
+FinishReason = Literal["stop", "length", "stop_sequence", "cancelled", "tool_calls"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asks the caller to make. ``arguments`` is JSON text as the model produced it: an upstream's
+    invalid JSON is kept as sent, never dropped or repaired."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -46,11 +57,43 @@ ContentPart = TextPart | ImagePart
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant turns: the calls it made (content may then be empty)
+    tool_call_id: str | None = None  # tool turns: the call this message is the result of
+    is_error: bool = False  # tool turns: the tool failed (Anthropic's tool_result is_error)
     parts: tuple[ContentPart, ...] = ()  # set only when the message carries images: text and images in order
 
     @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """A function the model may call; ``parameters`` is the JSON Schema of its arguments object."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """auto: text or calls, the model decides; none: text only; required: at least one call; tool: a call of
+    ``name``. (Anthropic's ``any`` is ``required``.)"""
+
+    mode: Literal["auto", "none", "required", "tool"] = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of the ``index``-th tool call of a streamed answer: its first piece carries ``id`` and ``name``,
+    later ones pieces of ``arguments`` that concatenate to the whole arguments text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +108,9 @@ class GenerationParams:
     json_mode: bool = False  # constrain the output to a JSON object
     json_schema: dict[str, Any] | None = None  # constrain the output to JSON valid under this schema
     stream: bool = True  # the caller reads tokens as they come; False: only the whole answer is wanted
+    tools: tuple[ToolDefinition, ...] = ()  # functions the model may call
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True  # False: at most one call per answer
 
 
 @dataclass(frozen=True)
@@ -80,6 +126,7 @@ class GenerationChunk:
 
     text: str
     logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +140,7 @@ class GenerationResult:
     extra: dict = field(default_factory=dict)
     cache_read_tokens: int = 0  # of prompt_tokens: read from the provider's prompt cache
     cache_write_tokens: int = 0  # of prompt_tokens: written to it
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class GenerationStream(Protocol):

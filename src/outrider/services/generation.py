@@ -20,7 +20,15 @@ from outrider.config import Settings
 from outrider.core.capabilities import VISION, capability_missing, missing_capabilities
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError
 from outrider.core.images import check_images
-from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams, GenerationResult, GenerationStream
+from outrider.core.messages import (
+    ChatMessage,
+    GenerationChunk,
+    GenerationParams,
+    GenerationResult,
+    GenerationStream,
+    ToolCall,
+)
+from outrider.core.tools import check_tool_turns, check_tools
 from outrider.core.usage import Usage
 from outrider.services.billing import BillingService, Hold, prompt_token_bound
 from outrider.services.catalog import ModelCatalog
@@ -66,11 +74,13 @@ def check_params(request: GenerationRequest, settings: Settings) -> None:
     if request.messages is not None:
         if not request.messages:
             raise InvalidRequest("messages must not be empty", param="messages")
-        if request.messages[-1].role != "user":
-            raise InvalidRequest("messages: the last message must come from the user", param="messages")
+        if request.messages[-1].role not in ("user", "tool"):
+            raise InvalidRequest("messages: the last message must come from the user or a tool", param="messages")
+        check_tool_turns(request.messages)
         check_images(request.messages, settings.max_images_per_request, settings.max_image_bytes)
     elif not request.prompt:
         raise InvalidRequest("prompt must not be empty", param="prompt")
+    check_tools(p.tools, p.tool_choice)
     if not 1 <= p.max_tokens <= settings.max_new_tokens_limit:
         raise InvalidRequest(f"max_tokens must be between 1 and {settings.max_new_tokens_limit}", param="max_tokens")
     if not 0.0 <= p.temperature <= 2.0:
@@ -262,7 +272,7 @@ class ActiveGeneration:
         p = self.request.params
         out: dict[str, Any] = {"max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p}
         if self.request.messages is not None:
-            out["messages"] = [_recorded_message(m) for m in self.request.messages]
+            out["messages"] = [_message_record(m) for m in self.request.messages]
         else:
             out["prompt"] = self.request.prompt
         if self.request.n > 1:
@@ -271,21 +281,40 @@ class ActiveGeneration:
             out["stop"] = list(p.stop)
         if p.json_schema is not None or p.json_mode:
             out["response_format"] = p.json_schema or "json_object"
+        if p.tools:
+            out["tools"] = [{"name": t.name, "parameters": t.parameters} for t in p.tools]
+            out["tool_choice"] = p.tool_choice.name or p.tool_choice.mode
         return out
 
     def _record_output(self) -> dict[str, Any]:
-        choices = [{"completion": r.text, "finish_reason": r.finish_reason} for r in self.results]
+        choices = [_result_record(r) for r in self.results]
         return choices[0] if len(choices) == 1 else {"choices": choices}
 
 
-def _recorded_message(message: ChatMessage) -> dict[str, Any]:
-    """A message as history keeps it: images by URL, or by media type and size (never their bytes)."""
+def _calls_record(calls: tuple[ToolCall, ...]) -> list[dict[str, str]]:
+    return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+
+
+def _message_record(message: ChatMessage) -> dict[str, Any]:
+    """A message as history keeps it: images by URL, or by media type and size (never their bytes); tool calls
+    and the id of the call a tool turn answers."""
     out: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.images:
         out["images"] = [
             {"url": i.url} if i.url is not None else {"media_type": i.media_type, "bytes": i.byte_size}
             for i in message.images
         ]
+    if message.tool_calls:
+        out["tool_calls"] = _calls_record(message.tool_calls)
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _result_record(result: GenerationResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"completion": result.text, "finish_reason": result.finish_reason}
+    if result.tool_calls:
+        out["tool_calls"] = _calls_record(result.tool_calls)
     return out
 
 

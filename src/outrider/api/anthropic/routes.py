@@ -28,7 +28,7 @@ async def create_message(body: MessagesRequest, request: Request, who: ChatCalle
         return EventSourceResponse(streaming.extraction_stream(message)) if body.stream else message
     if body.stream:
         active = await svc.generation.start(ctx, conv.to_request(body))
-        events = streaming.message_stream(active, message_id, served_model(active, body.model))
+        events = streaming.message_stream(active, message_id, served_model(active, body.model), bool(body.tools))
         return EventSourceResponse(streaming.routed(active, events))
     # A client that gives up stops the generation: recorded ``cancelled``, charged for what was produced.
     active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_request(body)))

@@ -26,6 +26,29 @@ class ContentBlock(_Lenient):
     type: str
     text: str | None = None
     source: ImageSource | None = None  # image blocks
+    # tool_use blocks (assistant turns)
+    id: str | None = None
+    name: str | None = None
+    input: Any = None  # an object; a string is raw arguments text (as Outrider returns invalid upstream JSON)
+    # tool_result blocks (user turns)
+    tool_use_id: str | None = None
+    content: str | list[ContentBlock] | None = None
+    is_error: bool = False
+
+
+class ToolIn(_Lenient):
+    """A client tool; server tools (web search and the like, which name a versioned ``type``) are refused."""
+
+    type: Literal["custom"] | None = None
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any]
+
+
+class ToolChoiceIn(_Lenient):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
 
 
 class MessageIn(_Lenient):
@@ -53,7 +76,6 @@ class MessagesRequest(_Lenient, CheckedBody):
     top_k: int | None = Field(None, ge=1)
     stream: bool = False
     metadata: dict[str, Any] | None = None
-    # Read to know what the model must support (``model: "auto"`` only picks tool-capable models for them).
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction
+    tools: list[Any] | None = None  # parsed in conversion (a bad tool is a 400): see ToolIn and ToolChoiceIn
+    tool_choice: Any = None

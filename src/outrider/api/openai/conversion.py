@@ -5,17 +5,28 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from outrider.api.wire_tools import parse_wire
 from outrider.backends.base import ModelSpec
 from outrider.core.capabilities import required_capabilities, tools_requested
 from outrider.core.embeddings import EmbeddingRequest
-from outrider.core.errors import InvalidImage, InvalidRequest
+from outrider.core.errors import InvalidImage, InvalidRequest, InvalidTools
 from outrider.core.ids import new_id
 from outrider.core.images import image_from_url, message_of
-from outrider.core.messages import ChatMessage, ContentPart, GenerationParams, GenerationResult, TokenLogprob
+from outrider.core.messages import (
+    ChatMessage,
+    ContentPart,
+    GenerationParams,
+    GenerationResult,
+    TokenLogprob,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
+)
 from outrider.core.messages import TextPart as TextContent
 from outrider.core.usage import Usage
 from outrider.services.embeddings import EmbeddingOutcome
@@ -25,16 +36,23 @@ from outrider.services.routing import RoutingOptions
 from .schemas import (
     ChatCompletionRequest,
     ChatMessageIn,
+    ChatNamedChoice,
+    ChatToolIn,
     CompletionRequest,
     EmbeddingsRequest,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     ImageUrlPart,
+    ResponsesNamedChoice,
     ResponsesPart,
     ResponsesRequest,
+    ResponsesToolIn,
     TextPart,
 )
 
 DEFAULT_MAX_TOKENS = 256
-FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "cancelled": "stop"}
+FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "cancelled": "stop", "tool_calls": "tool_calls"}
+CHOICE_MODES = ("auto", "none", "required")
 
 
 def content_parts(content: str | list[TextPart | ImageUrlPart | ResponsesPart] | None, where: str) -> list[ContentPart]:
@@ -57,14 +75,65 @@ def content_parts(content: str | list[TextPart | ImageUrlPart | ResponsesPart] |
     return parts
 
 
+def text_of(content: str | list[Any] | None) -> str:
+    """The text of a content that may only carry text (tool results): image parts there are ignored."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.text for part in content if isinstance(part, TextPart))
+
+
 def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
     out = []
     for index, message in enumerate(messages):
+        content = text_of(message.content)
         if message.role == "tool":
-            raise InvalidRequest(f"messages[{index}]: tool messages are not supported", param=f"messages[{index}]")
+            if not message.tool_call_id:
+                raise InvalidTools(f"messages[{index}]: a tool message needs its 'tool_call_id'", param="messages")
+            out.append(ChatMessage("tool", content, tool_call_id=message.tool_call_id))
+            continue
         role = "system" if message.role == "developer" else message.role
-        out.append(message_of(role, content_parts(message.content, f"messages[{index}].content")))
+        message_in = message_of(role, content_parts(message.content, f"messages[{index}].content"))
+        calls = tuple(ToolCall(c.id, c.function.name, c.function.arguments) for c in message.tool_calls or ())
+        out.append(replace(message_in, tool_calls=calls) if calls and role == "assistant" else message_in)
     return out
+
+
+def _tool_params(
+    tools: list[Any] | None, choice: str | dict[str, Any] | None, parallel: bool | None, *, flat: bool
+) -> dict[str, Any]:
+    """Tools, tool_choice and parallel_tool_calls as neutral parameters; ``flat``: Responses' shapes (the
+    function's fields beside ``type``), else chat's (nested under ``function``)."""
+    definitions = []
+    for index, raw in enumerate(tools or ()):
+        where = f"tools[{index}]"
+        if isinstance(raw, dict) and raw.get("type", "function") != "function":
+            raise InvalidTools(f"{where}: only function tools are supported, got '{raw.get('type')}'", param=where)
+        function = parse_wire(ResponsesToolIn, raw, where) if flat else parse_wire(ChatToolIn, raw, where).function
+        parameters = function.parameters if function.parameters is not None else {"type": "object", "properties": {}}
+        definitions.append(ToolDefinition(function.name, function.description or "", parameters))
+    out: dict[str, Any] = {"tools": tuple(definitions), "tool_choice": _tool_choice(choice, flat)}
+    if parallel is not None:
+        out["parallel_tool_calls"] = parallel
+    return out
+
+
+def _tool_choice(choice: str | dict[str, Any] | None, flat: bool) -> ToolChoice:
+    if choice is None:
+        return ToolChoice()
+    if isinstance(choice, str):
+        if choice not in CHOICE_MODES:
+            raise InvalidTools(
+                f"tool_choice must be one of {list(CHOICE_MODES)} or a named function", param="tool_choice"
+            )
+        return ToolChoice(choice)  # type: ignore[arg-type]
+    name = (
+        parse_wire(ResponsesNamedChoice, choice, "tool_choice").name
+        if flat
+        else parse_wire(ChatNamedChoice, choice, "tool_choice").function.name
+    )
+    return ToolChoice("tool", name)
 
 
 def stops(stop: str | list[str] | None) -> tuple[str, ...]:
@@ -95,6 +164,7 @@ def to_chat_request(body: ChatCompletionRequest) -> GenerationRequest:
         top_logprobs=(body.top_logprobs or 0) if body.logprobs else 0,
         stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.json_schema.schema_ if fmt and fmt.json_schema else None),
+        **_tool_params(body.tools, body.tool_choice, body.parallel_tool_calls, flat=False),
     )
     messages = chat_messages(body.messages)
     return GenerationRequest(
@@ -131,8 +201,18 @@ def responses_messages(body: ResponsesRequest) -> list[ChatMessage]:
     if isinstance(body.input, str):
         return [*messages, ChatMessage("user", body.input)]
     for index, item in enumerate(body.input):
-        role = "system" if item.role == "developer" else item.role
-        messages.append(message_of(role, content_parts(item.content, f"input[{index}].content")))
+        if isinstance(item, FunctionCallItem):
+            call = ToolCall(item.call_id, item.name, item.arguments)
+            last = messages[-1] if messages else None
+            if last is not None and last.role == "assistant":  # calls after the assistant's text: one turn
+                messages[-1] = replace(last, tool_calls=(*last.tool_calls, call))
+            else:
+                messages.append(ChatMessage("assistant", "", tool_calls=(call,)))
+        elif isinstance(item, FunctionCallOutputItem):
+            messages.append(ChatMessage("tool", text_of(item.output), tool_call_id=item.call_id))
+        else:
+            role = "system" if item.role == "developer" else item.role
+            messages.append(message_of(role, content_parts(item.content, f"input[{index}].content")))
     return messages
 
 
@@ -144,6 +224,7 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
         top_p=1.0 if body.top_p is None else body.top_p,
         stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.schema_ if fmt else None),
+        **_tool_params(body.tools, body.tool_choice, body.parallel_tool_calls, flat=True),
     )
     messages = responses_messages(body)
     return GenerationRequest(
@@ -212,7 +293,7 @@ def chat_completion(
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": r.text, "refusal": None},
+                "message": chat_message(r),
                 "logprobs": chat_logprobs(r.logprobs) if want_logprobs else None,
                 "finish_reason": FINISH[r.finish_reason],
             }
@@ -220,6 +301,29 @@ def chat_completion(
         ],
         "usage": usage_dict(usage),
         "system_fingerprint": None,
+    }
+
+
+def chat_message(result: GenerationResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text, "refusal": None}
+    if result.tool_calls:
+        message["content"] = result.text or None  # as OpenAI answers a call without text
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in result.tool_calls
+        ]
+    return message
+
+
+def function_call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    """A Responses output item for one tool call; its ``id`` is derived from the call's, so it is stable."""
+    return {
+        "type": "function_call",
+        "id": f"fc_{call.id}",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": status,
     }
 
 
@@ -266,9 +370,10 @@ def response_object(
     status: str,
     incomplete: str | None = None,
     message_id: str | None = None,
+    tool_calls: tuple[ToolCall, ...] = (),
 ) -> dict[str, Any]:
     output = []
-    if text is not None:
+    if text is not None and (text or not tool_calls):  # a call without text has no message item
         output.append(
             {
                 "type": "message",
@@ -278,6 +383,7 @@ def response_object(
                 "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
             }
         )
+    output.extend(function_call_item(call) for call in tool_calls)
     return {
         "id": response_id,
         "object": "response",

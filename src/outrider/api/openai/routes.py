@@ -68,13 +68,16 @@ async def responses(body: ResponsesRequest, request: Request, who: ChatCaller, s
         return conv.response_object(new_id("resp"), body.model, text, outcome.usage, "completed")
     if body.stream:
         active = await svc.generation.start(ctx, conv.to_responses_request(body))
-        events = streaming.responses_stream(active, served_model(active, body.model))
+        events = streaming.responses_stream(active, served_model(active, body.model), tools=bool(body.tools))
         return EventSourceResponse(streaming.routed(active, events))
     active = await unless_disconnected(request, svc.generation.run(ctx, conv.to_responses_request(body)))
     model, outcome = served_model(active, body.model), active.outcome()
-    incomplete = "max_output_tokens" if outcome.result.finish_reason == "length" else None
+    result = outcome.result
+    incomplete = "max_output_tokens" if result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
-    response = conv.response_object(new_id("resp"), model, outcome.result.text, outcome.usage, status, incomplete)
+    response = conv.response_object(
+        new_id("resp"), model, result.text, outcome.usage, status, incomplete, tool_calls=result.tool_calls
+    )
     return routed_json(response, active)
 
 

@@ -47,9 +47,53 @@ ChatPart = Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]
 ResponsesPart = Annotated[TextPart | InputImagePart, Field(discriminator="type")]
 
 
+class FunctionCallIn(_Lenient):
+    name: str
+    arguments: str = ""
+
+
+class ToolCallIn(_Lenient):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
+
+
 class ChatMessageIn(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ChatPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None  # assistant turns
+    tool_call_id: str | None = None  # tool turns
+
+
+class FunctionIn(_Lenient):
+    """A function tool: ``{"type": "function", "function": {...}}`` in chat, these fields flat in Responses."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatToolIn(_Lenient):
+    type: Literal["function"]
+    function: FunctionIn
+
+
+class ResponsesToolIn(FunctionIn):
+    type: Literal["function"]
+
+
+class NamedFunction(_Lenient):
+    name: str
+
+
+class ChatNamedChoice(_Lenient):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class ResponsesNamedChoice(NamedFunction):
+    type: Literal["function"]
 
 
 class JsonSchemaSpec(_Lenient):
@@ -95,10 +139,11 @@ class ChatCompletionRequest(_Sampling, CheckedBody):
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
-    # Read to know what the model must support (``model: "auto"`` only picks tool-capable models for them).
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction
+    # Parsed in conversion (a bad tool is a 400, as OpenAI answers): see ChatToolIn and ChatNamedChoice.
+    tools: list[Any] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class CompletionRequest(_Sampling, CheckedBody):
@@ -125,19 +170,38 @@ class ResponseInputMessage(_Lenient):
     type: Literal["message"] | None = None
 
 
+class FunctionCallItem(_Lenient):
+    """A call the model made, sent back in the history (as the previous response's output lists it)."""
+
+    type: Literal["function_call"]
+    call_id: str
+    name: str
+    arguments: str = ""
+
+
+class FunctionCallOutputItem(_Lenient):
+    type: Literal["function_call_output"]
+    call_id: str
+    output: str | list[TextPart]
+
+
+ResponseInputItem = ResponseInputMessage | FunctionCallItem | FunctionCallOutputItem
+
+
 class ResponsesRequest(_Lenient, CheckedBody):
     model: str = Field(min_length=1)
     routing: RoutingIn | None = None
-    input: str | list[ResponseInputMessage]
+    input: str | list[ResponseInputItem]
     instructions: str | None = None
     max_output_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stream: bool = False
     text: ResponseText | None = None
-    tools: list[dict[str, Any]] | None = None  # read as on chat completions
-    tool_choice: str | dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
+    tools: list[Any] | None = None  # parsed in conversion: see ResponsesToolIn and ResponsesNamedChoice
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
 
 class EmbeddingsRequest(_Lenient, CheckedBody):
