@@ -273,7 +273,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limits")
     @classmethod
     def _valid_rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
-        from outrider.services.rate_limits import parse_limits
+        from outrider.core.rate_limit_groups import parse_limits
 
         parse_limits(value)  # raises on an unknown group or an unparsable limit
         return value

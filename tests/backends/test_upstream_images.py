@@ -10,7 +10,7 @@ PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA6
 INLINE = ImagePart(media_type="image/png", data=PNG, byte_size=70, detail="high")
 LINKED = ImagePart(url="https://example.com/cat.jpg")
 ASK = ChatMessage(
-    "user", "What is this? And this?", (TextPart("What is this?"), INLINE, TextPart(" And this?"), LINKED)
+    "user", "What is this? And this?", parts=(TextPart("What is this?"), INLINE, TextPart(" And this?"), LINKED)
 )
 
 

@@ -70,20 +70,20 @@ def test_a_message_keeps_its_parts_in_order_only_when_it_has_an_image():
 def test_limits_on_count_size_and_role():
     small = ImagePart(media_type="image/png", data=PNG, byte_size=70)
     big = ImagePart(media_type="image/png", data=PNG, byte_size=7000)
-    with_images = [ChatMessage("user", "", (small, small))]
+    with_images = [ChatMessage("user", "", parts=(small, small))]
     check_images(with_images, max_images=2, max_bytes=100)
     with pytest.raises(InvalidImage, match="at most 1 images; this one has 2"):
         check_images(with_images, max_images=1, max_bytes=100)
     with pytest.raises(InvalidImage, match=r"messages\[0\]: an image of 7000 bytes is over the limit of 100"):
-        check_images([ChatMessage("user", "", (big,))], max_images=2, max_bytes=100)
+        check_images([ChatMessage("user", "", parts=(big,))], max_images=2, max_bytes=100)
     with pytest.raises(InvalidImage, match="user messages only"):
-        check_images([ChatMessage("assistant", "", (small,)), ChatMessage("user", "hi")], 2, 100)
+        check_images([ChatMessage("assistant", "", parts=(small,)), ChatMessage("user", "hi")], 2, 100)
 
 
 def test_required_capabilities():
     image = ImagePart(url="https://example.com/a.png")
     assert required_capabilities([ChatMessage("user", "hi")]) == frozenset()
-    assert required_capabilities([ChatMessage("user", "", (image,))]) == {VISION}
+    assert required_capabilities([ChatMessage("user", "", parts=(image,))]) == {VISION}
     assert required_capabilities(None, tools=True) == {TOOLS}
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert tools_requested(tools, None) and tools_requested(tools, "auto") and tools_requested(tools, {"type": "any"})

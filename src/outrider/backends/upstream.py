@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Any
 
 from outrider.backends.base import ModelSpec
@@ -45,15 +46,18 @@ class UpstreamModel(UpstreamEndpoint):
                 "so response_format cannot be honoured",
                 param="response_format",
             )
-        uses_tools = bool(params.tools) or (
-            isinstance(prompt, list) and any(m.tool_calls or m.role == "tool" for m in prompt)
-        )
-        if uses_tools and "tools" not in capabilities:
+        tool_turns = isinstance(prompt, list) and any(m.tool_calls or m.role == "tool" for m in prompt)
+        offers_tools = bool(params.tools) and params.tool_choice.mode != "none"
+        if (offers_tools or tool_turns) and "tools" not in capabilities:
             raise InvalidTools(
                 f"model '{self.model_id}' does not declare the 'tools' capability (it has {list(capabilities)}), "
                 "so it cannot be given tools or tool turns",
                 param="tools",
             )
+        if params.tools and "tools" not in capabilities:
+            # tool_choice "none" with no tool turns asks for text only (as model "auto" routes it): the tools are
+            # left out rather than sent to a model that does not declare them
+            params = replace(params, tools=())
         limit = self.config.context_length
         if limit is not None and params.max_tokens >= limit:
             raise InvalidRequest(

@@ -25,14 +25,13 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from outrider.core.errors import RateLimited
+from outrider.core.rate_limit_groups import WindowStats, parse_limits
 from outrider.services.accounts import Principal
-
-GROUPS = ("inference", "chat", "embeddings", "generate", "training")
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,6 @@ class WindowState:
         }
 
 
-def parse_limits(configured: dict[str, str]) -> dict[str, RateLimitItem]:
-    unknown = set(configured) - set(GROUPS)
-    if unknown:
-        raise ValueError(f"unknown rate-limit groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
-    return {group: parse(value) for group, value in configured.items() if value}
-
-
 class Windows(Protocol):
     """Moving-window counters: ``hit`` counts ``cost`` when it fits (True) or nothing (False)."""
 
@@ -68,12 +60,6 @@ class Windows(Protocol):
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
 
     async def clear(self, item: RateLimitItem, *identifiers: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class WindowStats:
-    reset_time: float  # when the oldest hit in the window leaves it (epoch seconds)
-    remaining: int
 
 
 class LocalWindows:

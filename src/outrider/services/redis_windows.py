@@ -14,7 +14,7 @@ import secrets
 
 from limits import RateLimitItem
 
-from outrider.services.rate_limits import WindowStats
+from outrider.core.rate_limit_groups import WindowStats
 
 # KEYS[1] the hits (a sorted set), KEYS[2] the sum of their costs; ARGV: period (s), limit, cost (0: only read the
 # state), member nonce. Returns {1 if counted else 0, remaining, reset epoch as a string (Lua numbers would lose
