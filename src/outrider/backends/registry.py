@@ -204,6 +204,7 @@ class ModelRegistry:
                 self.executor,
                 max_batch=self.settings.embedding_batch_max_size,
                 max_wait_s=self.settings.embedding_batch_max_wait_ms / 1000,
+                on_batch=self._batch_observer(spec.id, "embedding"),
             )
         loaded = LoadedModel(spec=spec, model=model, batcher=batcher, lock=asyncio.Lock())
         if spec.base_id is not None:
@@ -233,7 +234,7 @@ class ModelRegistry:
         """(model id, kind, work waiting) for each loaded local model with a queue."""
         for model_id, loaded in list(self._loaded.items()):
             if loaded.batcher is not None:
-                yield model_id, "encoder", loaded.batcher.waiting
+                yield model_id, loaded.spec.kind, loaded.batcher.waiting  # encoder or embedding
             engine = getattr(loaded.model, "engine", None)
             if engine is not None and hasattr(engine, "pending"):
                 yield model_id, "decoder", engine.pending

@@ -111,15 +111,15 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "outrider_batch_size",
-            "Size of each batch a local model ran: texts per extraction pass (encoder), generations per decode "
-            "batch (decoder).",
+            "Size of each batch a local model ran: texts per extraction pass (encoder) or embedding pass "
+            "(embedding), generations per decode batch (decoder).",
             ["model", "kind"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge(
             "outrider_model_queue_depth",
-            "Work waiting for a loaded local model at scrape time: texts (encoder) or generations (decoder).",
+            "Work waiting for a loaded local model at scrape time: texts (encoder, embedding), generations (decoder).",
             ["model", "kind"],
             registry=r,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
@@ -38,8 +39,16 @@ class _Slice:
 
 
 class EmbeddingBatcher(MicroBatchQueue[_Job]):
-    def __init__(self, encoder: SentenceEncoder, executor: Executor, *, max_batch: int, max_wait_s: float) -> None:
-        super().__init__(max_batch=max_batch, max_wait_s=max_wait_s)
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        executor: Executor,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__(max_batch=max_batch, max_wait_s=max_wait_s, on_batch=on_batch)
         self.encoder = encoder
         self.executor = executor
 
@@ -82,6 +91,8 @@ class EmbeddingBatcher(MicroBatchQueue[_Job]):
 
     async def _run(self, slices: list[_Slice]) -> None:
         texts = [text for piece in slices for text in piece.job.texts[piece.start : piece.end]]
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
         loop = asyncio.get_running_loop()
         try:
             vectors, counts = await loop.run_in_executor(self.executor, self.encoder.encode, texts)
