@@ -108,3 +108,35 @@ def test_on_a_gpu_auto_resolves_to_it_and_autocast_runs_in_bfloat16():
     with devices.autocast("cuda:0"):
         product = torch.ones(8, 8, device="cuda:0") @ torch.ones(8, 8, device="cuda:0")
     assert product.dtype in (torch.bfloat16, torch.float16)
+
+
+@pytest.mark.cuda
+@needs_gpu
+def test_on_a_gpu_smollm2_in_bfloat16_greedy_decodes_like_float32_on_the_cpu(base_models_dir):
+    """Half precision holds for decoders: the first greedy tokens match the CPU's float32 ones."""
+    from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
+
+    folder = str(ensure_smollm2_base(base_models_dir / SMOLLM2_ID.replace("/", "--")))
+    answers = {}
+    previous = devices.current_device()
+    try:
+        for setting in ("cpu", "cuda"):
+            devices.configure_device(setting)
+            decoder = HFDecoder.load(folder)
+            try:
+                tokenizer, model = decoder.tokenizer, decoder.model
+                assert str(model.device).startswith(setting)
+                inputs = tokenizer.apply_chat_template(
+                    [{"role": "user", "content": "Name three colors."}],
+                    add_generation_prompt=True,
+                    return_tensors="pt",
+                    return_dict=True,
+                ).to(model.device)
+                with torch.inference_mode():
+                    out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+                answers[setting] = out[0, inputs["input_ids"].shape[1] :].tolist()
+            finally:
+                decoder.close()
+    finally:
+        devices._Current.device = previous
+    assert answers["cuda"][:4] == answers["cpu"][:4], answers
