@@ -6,6 +6,7 @@ fails its job with. The end-to-end path on a real cluster is ``test_ray_backend.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,11 @@ def test_lost_tasks_fail_their_jobs_with_what_ray_said():
     assert describe_ray_failure(rex.WorkerCrashedError()).startswith("the Ray worker running this job died: ")
     assert describe_ray_failure(rex.TaskCancelledError()) == "the Ray task running this job was cancelled"
     assert describe_ray_failure(rex.RaySystemError("gcs down")).startswith("Ray could not run this job: ")
+
+
+def test_the_ray_backend_without_ray_installed_is_a_clear_start_up_error(monkeypatch):
+    from outrider.jobs.ray_backend import RayUnavailable, require_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees without the extra
+    with pytest.raises(RayUnavailable, match=r"needs the ray extra: pip install 'outrider\[ray\]'"):
+        require_ray()

@@ -123,14 +123,21 @@ def describe_ray_failure(exc: BaseException) -> str:
     return f"Ray could not run this job: {type(exc).__name__}: {detail}"
 
 
-def connect(settings: Settings) -> None:
-    """Join the Ray cluster (``ray_address``; a local Ray when unset); a clear error when that cannot be."""
+def require_ray() -> None:
+    """Ray is installed, or a clear error naming the extra."""
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError as exc:
         raise RayUnavailable(
             "OUTRIDER_JOB_BACKEND=ray needs the ray extra: pip install 'outrider[ray]' (uv sync --extra ray)"
         ) from exc
+
+
+def connect(settings: Settings) -> None:
+    """Join the Ray cluster (``ray_address``; a local Ray when unset) unless joined; a clear error otherwise."""
+    require_ray()
+    import ray
+
     if ray.is_initialized():
         return
     try:
@@ -153,8 +160,14 @@ class RayWorker(Worker):
         self.settings = services.settings
 
     async def start(self) -> None:
-        await asyncio.to_thread(connect, self.settings)
+        require_ray()  # a missing extra is a start-up error; an unreachable cluster is not (see _claim)
         await super().start()
+
+    def _claim(self) -> Job | None:
+        # Joined lazily, from the claim loop's thread: the server starts while the Ray head is still coming
+        # up (or down), jobs stay queued meanwhile, and each turn of the loop tries again (logged).
+        connect(self.settings)
+        return super()._claim()
 
     async def _run(self, ctx: Any) -> None:
         import ray
