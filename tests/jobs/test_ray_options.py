@@ -65,6 +65,7 @@ def test_a_node_rebuilds_the_same_store_with_absolute_paths_and_no_worker_of_its
     # A GPU the task asked for is the node's cuda:0; a kind without one never takes a GPU there.
     gpu = settings_for_node(Settings(device="auto"), {"num_gpus": 1})
     assert gpu["device"] == "cuda"
+    assert settings_for_node(Settings(device="cuda:3"), {"num_gpus": 1})["device"] == "cuda"  # Ray's granted GPU
     assert settings_for_node(Settings(device="cuda"), {"num_gpus": 0})["device"] == "cpu"
 
 

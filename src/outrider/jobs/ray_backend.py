@@ -65,8 +65,9 @@ def settings_for_node(settings: Settings, kind_options: dict[str, Any]) -> dict[
     data["database_url"] = settings.resolved_database_url
     data["embedded_worker"] = False
     data["job_backend"] = "local"
-    if kind_options["num_gpus"] > 0 and settings.device == "auto":
-        data["device"] = "cuda"  # Ray set CUDA_VISIBLE_DEVICES to the granted GPU: it is cuda:0 there
+    if kind_options["num_gpus"] > 0 and settings.device != "cpu":
+        # Ray set CUDA_VISIBLE_DEVICES to the GPU it granted: there it is cuda:0, whatever index the API host uses
+        data["device"] = "cuda"
     elif kind_options["num_gpus"] == 0 and settings.device.startswith("cuda"):
         data["device"] = "cpu"  # this kind asked for no GPU: it must not take one Ray gave another task
     return data
