@@ -156,6 +156,8 @@ def main() -> None:
                 "/ui/history",
                 "/ui/history?page=200",
                 "/ui/history?model_id=demo-extractor",
+                "/ui/review",
+                "/ui/review?page=200",
                 "/ui/keys",
             ]
             print(f"{'page':40} {'p50 ms':>9} {'p95 ms':>9}")

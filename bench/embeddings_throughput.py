@@ -7,7 +7,9 @@ drives it with N concurrent clients, each sending one text per request, and prin
 In the same run it times the packaged all-MiniLM-L6-v2 called directly with ``transformers`` (tokenize, forward,
 mean pooling, normalisation) on the same texts, one at a time before the 1-client row and in batches of ``--batch``
 before the 32-client row (right before: on a shared machine the figures drift), the ceilings the endpoint is
-measured against (target: 32 clients >= 90% of the direct batch).
+measured against (target: 32 clients >= 90% of the direct batch). Each endpoint row also shows how many texts the
+server's passes held on average (from its ``outrider_batch_size`` metric): below the server batch size, requests
+reached the micro-batcher too slowly to fill its passes.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from bench.extraction_throughput import KEY, free_port, start_server  # noqa: E402
 from bench.extraction_throughput import drive as extraction_drive  # noqa: E402
-from bench.extraction_throughput import free_port, start_server  # noqa: E402
 from outrider.backends.embedding_minilm import MINILM_EMBEDDING_ID  # noqa: E402
 from outrider.backends.encoder_gliner import minilm_encoder_dir  # noqa: E402
 from outrider.training.demo_data import demo_records  # noqa: E402
@@ -67,6 +69,19 @@ def embedding_body(text: str) -> dict[str, Any]:
     return {"model": MINILM_EMBEDDING_ID, "input": text, "encoding_format": "base64"}
 
 
+def passes(url: str) -> tuple[float, float]:
+    """(texts, passes) the server's embedding model ran so far, from its Prometheus metrics."""
+    import httpx
+
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in httpx.get(f"{url}/metrics", headers={"X-API-Key": KEY}, timeout=30).text.splitlines():
+        if line.startswith("outrider_batch_size_") and 'kind="embedding"' in line:
+            name = line.split("{", 1)[0].removeprefix("outrider_batch_size_")
+            if name in totals:
+                totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["sum"], totals["count"]
+
+
 def drive(url: str, texts: list[str], concurrency: int) -> tuple[float, list[float]]:
     """N concurrent clients, one text per request (the extraction benchmark's load generator)."""
     return asyncio.run(extraction_drive(url, texts, concurrency, "/v1/embeddings", embedding_body))
@@ -93,7 +108,7 @@ def main() -> None:
             f"texts: {len(texts)} (~{statistics.mean(len(t.split()) for t in texts):.0f} words), "
             f"direct batch {args.batch}, server batch {args.server_batch}, {os.cpu_count()} cores"
         )
-        print(f"{'':28}{'texts/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'vs direct':>12}")
+        print(f"{'':28}{'texts/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'vs direct':>12}{'texts/pass':>12}")
         # Each endpoint row is compared with the direct figure measured right before it (same machine state).
         for concurrency in args.concurrency:
             few = concurrency == 1
@@ -101,11 +116,14 @@ def main() -> None:
             batch = 1 if few else args.batch
             reference = direct.throughput(texts[:n], batch)
             print(f"{f'transformers, batch {batch}':28}{reference:>10.1f}{'':>20}{'100%':>12}")
+            texts_before, passes_before = passes(url)
             rate, latencies = drive(url, texts[:n], concurrency)
+            texts_after, passes_after = passes(url)
+            per_pass = (texts_after - texts_before) / max(passes_after - passes_before, 1)
             p50 = statistics.median(latencies)
             p95 = statistics.quantiles(latencies, n=20)[-1]
             label = f"endpoint, {concurrency} client{'' if few else 's'}"
-            print(f"{label:28}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / reference:>11.0%}")
+            print(f"{label:28}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{rate / reference:>11.0%}{per_pass:>12.1f}")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -174,6 +174,15 @@ def measure(name: str, url: str, model: str, headers: dict, args: argparse.Names
     }
 
 
+def print_rows(results: list[dict], width: int = 20) -> None:
+    """The table of ``measure`` results; the first row is the direct call the others' added latency is over."""
+    direct = results[0]
+    print(f"{'':{width}}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'req/s':>9}")
+    for row in results:
+        added = "" if row is direct else f"{row['p50'] - direct['p50']:.2f}"
+        print(f"{row['name']:{width}}{row['p50']:>9.2f}{row['p99']:>9.2f}{added:>11}{row['rps']:>9.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="sequential requests (x2 for the rps run)")
@@ -254,17 +263,13 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    direct = results[0]
     where = (
         f"gateways pinned to core {cores[-1]}, load generator and upstream on the other {len(cores) - 1}"
         if gateway_cpus
         else f"{len(cores)} cores shared by client, gateway and upstream"
     )
     print(f"{args.requests} sequential requests, then {args.requests * 2} with {args.concurrency} clients; {where}")
-    print(f"{'':20}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'req/s':>9}")
-    for row in results:
-        added = "" if row is direct else f"{row['p50'] - direct['p50']:.2f}"
-        print(f"{row['name']:20}{row['p50']:>9.2f}{row['p99']:>9.2f}{added:>11}{row['rps']:>9.0f}")
+    print_rows(results)
     by_name = {r["name"]: r for r in results}
     if "litellm proxy" in by_name:
         print(f"outrider / litellm requests/s: {by_name['outrider']['rps'] / by_name['litellm proxy']['rps']:.1f}x")

@@ -133,8 +133,43 @@ def server(
         model_dirs=[demo_model_dir],
         model_prices=PRICES,
         rate_limits=GENEROUS_LIMITS,  # the limits themselves are tested on a server of their own
+        # The worker's periodic checks come often here, so background judging and retrain runs are not waited for.
+        judge_poll_interval_s=0.5,
+        retrain_check_interval_s=1.0,
     )
     running = start_server(settings)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A throwaway PostgreSQL server on loopback (skipped, or failed under CI, when not installed)."""
+    from tests.external_services import start_postgres
+
+    running = start_postgres()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres) -> str:
+    """The name of a database migrated once per session: each test's database is a copy of it."""
+    from outrider.storage.db import Database
+
+    url = postgres.create_database()
+    db = Database(url)
+    db.migrate()
+    db.dispose()
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[object]:
+    """A throwaway redis-server on loopback (skipped, or failed under CI, when not installed)."""
+    from tests.external_services import start_redis
+
+    running = start_redis()
     yield running
     running.stop()
 

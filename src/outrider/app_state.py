@@ -14,11 +14,14 @@ from outrider.jobs.evaluation import EvaluationJobDeps
 from outrider.jobs.evaluation import register as register_evaluation_job
 from outrider.jobs.generation import GenerationJobDeps
 from outrider.jobs.generation import register as register_generation_job
+from outrider.jobs.judging import JudgeQueueDeps
+from outrider.jobs.judging import register as register_judge_queue
 from outrider.jobs.training import TrainingJobDeps
 from outrider.jobs.training import register as register_training_job
 from outrider.observability.metrics import Metrics
 from outrider.services.accounts import AccountService, Bootstrap
 from outrider.services.billing import BillingService, usd_to_micro
+from outrider.services.broadcast import Broadcast, broadcast_for
 from outrider.services.catalog import ModelCatalog
 from outrider.services.data_generation import DataGenerationService
 from outrider.services.datasets import DatasetService
@@ -30,12 +33,14 @@ from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
+from outrider.services.judge_configs import JudgeConfigService
 from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
 from outrider.services.monitoring import MonitoringService
 from outrider.services.overview import OverviewService
 from outrider.services.rate_limits import RateLimiter
 from outrider.services.recording import Recorder
+from outrider.services.retraining import RetrainService
 from outrider.services.routing import RoutingService
 from outrider.services.sessions import SessionService
 from outrider.services.training import JOB_PREFIX as TRAINING_JOB_PREFIX
@@ -73,13 +78,17 @@ class Services:
     feedback_data: FeedbackDataService
     evaluations: EvaluationService
     judging: JudgeService
+    judge_configs: JudgeConfigService
+    retraining: RetrainService
     metrics: Metrics  # this app's Prometheus registry, fed by the services above
     monitoring: MonitoringService  # /metrics and /health/ready
     overview: OverviewService
+    broadcast: Broadcast  # changes every API process applies (Redis pub/sub with OUTRIDER_REDIS_URL)
     bootstrap: Bootstrap | None = None
 
     async def aclose(self) -> None:
-        """Close the upstream providers' HTTP clients (async), then everything else."""
+        """Close the broadcast listener and the upstream providers' HTTP clients (async), then everything else."""
+        await self.broadcast.stop()
         await self.upstreams.aclose()
         self.close()
 
@@ -100,12 +109,14 @@ def build_services(settings: Settings) -> Services:
     """Open the database (migrating it), bootstrap the admin account, declare the models."""
     prepare_data_dir(settings.data_dir)  # also for settings built without build_settings
     configure_device(settings.device)  # OUTRIDER_DEVICE=cuda without a GPU is refused here, at start-up
-    db = Database(settings.resolved_database_url)
+    db = Database.from_settings(settings)
     db.migrate()
+    broadcast = broadcast_for(settings.redis_url)  # nothing is contacted until start() (the server's lifespan)
     accounts = AccountService(
         db,
         auth_cache_ttl_s=settings.auth_cache_ttl_s,
         initial_credit_micro_usd=usd_to_micro(settings.initial_credits_usd),
+        broadcast=broadcast,
     )
     bootstrap = accounts.bootstrap(settings.admin_api_key, settings.admin_password)
     # Model work runs here, off the event loop; two threads let a load overlap a running pass.
@@ -115,6 +126,8 @@ def build_services(settings: Settings) -> Services:
     registry.register_plugins()
     upstreams = UpstreamProviders.from_settings(settings)  # clients only; nothing is contacted here
     upstreams.register_models(registry)
+    if broadcast.shared:
+        upstreams.share_breakers(broadcast)
     configure_torch(settings)
     billing = BillingService(db)
     rate_limiter = RateLimiter(settings.rate_limits, settings.rate_limit_storage)
@@ -136,6 +149,13 @@ def build_services(settings: Settings) -> Services:
     )
     register_training_job(jobs.handlers, TrainingJobDeps(settings=settings, training=training, billing=billing))
     register_evaluation_job(jobs.handlers, EvaluationJobDeps(catalog=catalog, datasets=datasets))
+    judging = JudgeService(db, catalog, generation, history)
+    register_judge_queue(jobs.handlers, JudgeQueueDeps(settings=settings, db=db, judging=judging))
+    deployments = DeploymentService(db, catalog)
+    feedback_data = FeedbackDataService(db, datasets)
+    evaluations = EvaluationService(catalog, datasets, jobs)
+    retraining = RetrainService(db, deployments, feedback_data, datasets, training, evaluations, jobs)
+    jobs.handlers.every("retrain-policies", settings.retrain_check_interval_s, retraining.tick)
     return Services(
         settings=settings,
         db=db,
@@ -159,11 +179,14 @@ def build_services(settings: Settings) -> Services:
         bootstrap=bootstrap,
         upstreams=upstreams,
         routing=routing,
-        deployments=DeploymentService(db, catalog),
-        feedback_data=FeedbackDataService(db, datasets),
-        evaluations=EvaluationService(catalog, datasets, jobs),
-        judging=JudgeService(db, catalog, generation, history),
+        deployments=deployments,
+        feedback_data=feedback_data,
+        evaluations=evaluations,
+        retraining=retraining,
+        judging=judging,
+        judge_configs=JudgeConfigService(db, catalog),
         metrics=metrics,
         monitoring=MonitoringService(settings, metrics, db, registry, jobs),
         overview=OverviewService(db, billing),
+        broadcast=broadcast,
     )

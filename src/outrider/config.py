@@ -35,6 +35,25 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL. Default: SQLite (WAL mode) at DATA_DIR/outrider.db."
     )
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections each process keeps open to a PostgreSQL database (not SQLite)."
+    )
+    database_max_overflow: int = Field(
+        10, ge=0, description="Extra PostgreSQL connections a process may open past the pool size under load."
+    )
+    database_pool_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for a free PostgreSQL connection before a request fails."
+    )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis (redis://host:port/db) through which API processes share key, user and circuit-breaker changes; "
+            "needed for `--workers` above 1."
+        ),
+    )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="API processes `outrider serve` runs on its port (as `--workers`)."
+    )
     host: str = Field("127.0.0.1", description="Bind address of `outrider serve`.")
     port: int = Field(8000, ge=1, le=65535, description="Bind port of `outrider serve`.")
     secret_key: str = Field(DEFAULT_SECRET, description="Secret that signs session tokens (sign-in cookies).")
@@ -135,6 +154,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(10_000_000, ge=1024, description="Largest accepted request body.")
     max_text_chars: int = Field(100_000, ge=1, description="Longest accepted single input text.")
     max_batch_texts: int = Field(1000, ge=1, description="Most texts in one `/inference` request.")
+    max_images_per_request: int = Field(
+        20, ge=0, description="Most image parts in one chat request (all messages together); more get 400."
+    )
+    max_image_bytes: int = Field(
+        5_000_000, ge=1, description="Largest inline (base64) image, in decoded bytes; larger ones get 400."
+    )
     max_new_tokens_limit: int = Field(2048, ge=1, description="Upper bound on `max_tokens` for local decoders.")
     local_price_input_per_mtok: float = Field(
         0.0, ge=0, description="USD per million input tokens charged for local models."
@@ -155,6 +180,24 @@ class Settings(BaseSettings):
     )
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job whose heartbeat is older than this is failed as abandoned."
+    )
+    judge_poll_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker looks for sampled records waiting for their background judge."
+    )
+    judge_batch_size: int = Field(
+        8, ge=1, le=1000, description="Records a worker claims from the judge queue at a time."
+    )
+    judge_max_attempts: int = Field(
+        3, ge=1, le=100, description="Tries of a background judge that fails with an upstream error or a rate limit."
+    )
+    judge_retry_after_s: float = Field(
+        60.0, gt=0, description="Wait before the second try of a failed background judge; doubled for each later one."
+    )
+    judge_lease_s: float = Field(
+        600.0, gt=0, description="A claimed record whose worker died is judged again after this many seconds."
+    )
+    retrain_check_interval_s: float = Field(
+        30.0, gt=0, description="How often a worker advances retrain runs and starts those whose corrections arrived."
     )
     job_backend: Literal["local", "ray"] = Field(
         "local",
@@ -292,6 +335,24 @@ class Settings(BaseSettings):
 
             load_providers(value)  # raises ProvidersFileError (a ValueError) naming each problem
         return value
+
+    def sharing_problems(self) -> list[str]:
+        """Why this configuration cannot serve from several API processes (empty: it can)."""
+        problems = []
+        if self.resolved_database_url.startswith("sqlite"):
+            problems.append("the database is SQLite: set OUTRIDER_DATABASE_URL to a PostgreSQL database")
+        if self.rate_limit_storage.removeprefix("async+").startswith("memory://"):
+            problems.append("rate limits are counted in memory: set OUTRIDER_RATE_LIMIT_STORAGE=redis://...")
+        if not self.redis_url:
+            problems.append(
+                "key, user and circuit-breaker changes would stay in the process that made them: set OUTRIDER_REDIS_URL"
+            )
+        if self.embedded_worker:
+            problems.append(
+                "each process would run its own job worker: set OUTRIDER_EMBEDDED_WORKER=false and run "
+                "`outrider worker`"
+            )
+        return problems
 
     @property
     def resolved_database_url(self) -> str:

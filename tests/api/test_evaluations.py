@@ -120,6 +120,38 @@ def test_classification_gets_accuracy_macro_f1_and_a_confusion_matrix(owner):
     assert done["comparisons"] == []
 
 
+JSON_CHAT = [
+    {"messages": [{"role": "user", "content": f"Give {name}'s age as JSON."}, {"role": "assistant", "content": answer}]}
+    for name, answer in [("Anna", '{"age": 31}'), ("Ben", '{"age": 40}'), ("Cleo", "forty")]
+]
+AGE_SCHEMA = {"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"]}
+
+
+def test_decoders_get_exact_match_json_and_schema_valid_rates_with_latency_and_cost(owner):
+    """SmolLM2 against itself through a deployment: the same greedy answers, so every difference is zero."""
+    upload(owner, "json-chat", "decoder", JSON_CHAT)
+    assert owner.put("/deployments/chat", json={"model_id": SMOL}).status_code in (200, 201)
+    body = {"models": [SMOL, "@chat"], "dataset": "json-chat", "max_tokens": 12, "json_schema": AGE_SCHEMA}
+    created = owner.post("/evaluations", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["max_tokens"] == 12 and created.json()["labels"] == []
+    done = wait_done(owner, created.json()["id"])
+    assert done["status"] == "complete", done["error"]
+    smol, deployed = done["results"]
+    assert deployed["model_used"] == SMOL and smol["examples"] == 3 and done["json_schema"] == AGE_SCHEMA
+    metrics = smol["metrics"]
+    assert set(metrics) == {"exact_match", "json_valid", "schema_valid", "errors"} and metrics["errors"] == 0
+    for rate in ("exact_match", "json_valid", "schema_valid"):
+        assert metrics[rate] in (0.0, round(1 / 3, 6), round(2 / 3, 6), 1.0)  # a share of 3 examples
+    assert metrics["schema_valid"] <= metrics["json_valid"]
+    assert deployed["metrics"] == metrics  # greedy: the same answers
+    assert smol["tokens"] > 0 and smol["cost_usd"] > 0 and smol["cost_usd_per_example"] > 0  # SmolLM2 is priced
+    assert 0 < smol["latency_ms"]["p50"] <= smol["latency_ms"]["max"]
+    [comparison] = done["comparisons"]
+    assert set(comparison["figures"]) == {"exact_match", "json_valid", "schema_valid"}
+    assert all(f["difference"] == 0 and f["p_value"] == 1 for f in comparison["figures"].values())
+
+
 def test_evaluations_are_listed_and_other_accounts_get_404s(server, admin, owner, compared):
     listed = owner.get("/evaluations").json()
     assert compared["id"] in [e["id"] for e in listed["evaluations"]] and listed["total"] >= 1
@@ -144,6 +176,10 @@ def test_evaluations_are_listed_and_other_accounts_get_404s(server, admin, owner
         ({"models": [DEMO, MINILM, "a", "b", "c", "d"], "dataset": "held-out"}, 422, "models"),
         ({"models": [SMOL], "dataset": "held-out"}, 422, "decoder"),
         ({"models": [DEMO], "dataset": "chat"}, 422, "decoder"),
+        ({"models": [SMOL], "dataset": "chat", "labels": ["a"]}, 422, "labels"),
+        ({"models": [SMOL], "dataset": "chat", "json_schema": {"type": 5}}, 422, "json_schema"),
+        ({"models": [DEMO], "dataset": "held-out", "json_schema": {"type": "object"}}, 422, "json_schema"),
+        ({"models": [SMOL], "dataset": "chat", "max_tokens": 0}, 422, "max_tokens"),
         ({"models": [DEMO], "dataset": "held-out", "threshold": 2}, 422, "threshold"),
         ({"models": [DEMO], "dataset": "held-out", "max_examples": 0}, 422, "max_examples"),
         ({"models": [DEMO], "dataset": "held-out", "version": 99}, 404, "version 99"),

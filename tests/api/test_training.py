@@ -159,6 +159,8 @@ def encoder_lora(admin):
         batch_size=4,
         validation_fraction=0.25,
         early_stopping_patience=1,  # after the first epoch, which is always the best so far: both epochs run
+        head_learning_rate=1.5e-2,
+        entity_label_renaming=0.0,
     )
     lines: list[tuple[float, str]] = []
 
@@ -229,6 +231,14 @@ def test_the_dataset_task_must_fit_the_base(admin):
         response = admin.post(JOBS, json={"model_name": "m", "base_model": base, "datasets": [{"name": dataset}]})
         assert response.status_code == 422, response.text
         assert "task mismatch" in response.json()["detail"] and needs in response.json()["detail"]
+
+
+def test_encoder_hyperparameters_are_refused_for_decoder_jobs(admin):
+    for name, value in (("head_learning_rate", 1e-3), ("entity_label_renaming", 0.0), ("early_stopping_patience", 1)):
+        body = {"model_name": "m", "base_model": SMOL, "datasets": [{"name": "tiny-chat"}], name: value}
+        response = admin.post(JOBS, json=body)
+        assert response.status_code == 422, response.text
+        assert name in response.json()["detail"] and "encoder" in response.json()["detail"]
 
 
 def test_unknown_and_empty_datasets_are_refused(training_server, admin):
@@ -473,6 +483,9 @@ def test_the_final_model_is_the_best_epoch_and_serves_its_calibrated_thresholds(
     zipfile.ZipFile(io.BytesIO(zipped)).extractall(tmp_path / "model")
     metadata = json.loads((tmp_path / "model" / "outrider.json").read_text())
     assert metadata["step"] == best["step"]
+    # the job's encoder hyperparameters reached the trainer and are recorded with the model
+    assert metadata["hyperparameters"]["entity_label_renaming"] == 0.0
+    assert metadata["hyperparameters"]["rates"]["heads"] == 1.5e-2
     thresholds = metadata["calibration"]["label_thresholds"]
     assert set(thresholds) == set(LABELS) and all(0 < t < 1 for t in thresholds.values())
 

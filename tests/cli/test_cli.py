@@ -117,3 +117,44 @@ def test_serve_starts_prints_the_admin_key_and_password_once_and_keeps_them_acro
         process.terminate()
         out, _ = process.communicate(timeout=30)
     assert "ork_" not in out and password not in out  # shown once, on the first start only
+
+
+def test_serve_refuses_several_api_processes_on_what_cannot_be_shared(tmp_path, monkeypatch):
+    for name in ("OUTRIDER_DATABASE_URL", "OUTRIDER_REDIS_URL", "OUTRIDER_RATE_LIMIT_STORAGE"):
+        monkeypatch.delenv(name, raising=False)
+    refused = runner.invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    message = " ".join(refused.output.split())
+    assert "cannot serve from 2 API processes" in message
+    for cause in ("SQLite", "OUTRIDER_RATE_LIMIT_STORAGE", "OUTRIDER_REDIS_URL", "OUTRIDER_EMBEDDED_WORKER=false"):
+        assert cause in message
+    # Shared store, counters and broadcast, but still an embedded worker in each process: refused for that alone.
+    monkeypatch.setenv("OUTRIDER_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("OUTRIDER_RATE_LIMIT_STORAGE", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("OUTRIDER_REDIS_URL", "redis://127.0.0.1:1/0")
+    alone = runner.invoke(app, ["serve", "--workers", "2", "--data-dir", str(tmp_path)])
+    assert alone.exit_code == 2 and "SQLite" not in alone.output and "OUTRIDER_EMBEDDED_WORKER" in alone.output
+
+
+async def test_a_key_revoked_from_the_shell_is_announced_to_the_api_processes(tmp_path, redis_server, monkeypatch):
+    import asyncio
+
+    from outrider.services.broadcast import RedisBroadcast
+    from tests.waiting import wait_until_async
+
+    monkeypatch.setenv("OUTRIDER_REDIS_URL", redis_server.url)
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["accounts", "create", "team-r", *data]).exit_code == 0
+    listing = runner.invoke(app, ["keys", "list", *data]).output
+    key_id = next(line.split()[0] for line in listing.splitlines() if " default " in line)  # team-r's first key
+    api_process = RedisBroadcast(redis_server.url)  # what every `outrider serve` listens to
+    heard: list[dict] = []
+    api_process.on("key", heard.append)
+    await api_process.start()
+    try:
+        revoked = await asyncio.to_thread(runner.invoke, app, ["keys", "revoke", key_id, *data])
+        assert revoked.exit_code == 0, revoked.output
+        await wait_until_async(lambda: heard, what="the revocation to be announced")
+    finally:
+        await api_process.stop()
+    assert [change["id"] for change in heard] == [key_id]

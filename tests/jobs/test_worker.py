@@ -14,6 +14,7 @@ from outrider.storage.queries import jobs as q
 from outrider.storage.queries import now
 from outrider.storage.tables import JobRow
 from tests.conftest import make_settings
+from tests.databases import BACKENDS, database_url
 
 FAST = {"job_heartbeat_s": 0.1, "worker_poll_interval_s": 0.05, "job_stale_after_s": 2.0, "embedded_worker": False}
 
@@ -23,13 +24,19 @@ def data_dir(tmp_path):
     return tmp_path
 
 
-def build(data_dir, base_models_dir):
-    return build_services(make_settings(data_dir, base_models_dir, **FAST))
+@pytest.fixture(params=BACKENDS)
+def store_url(request, data_dir) -> str:
+    """Each test runs on SQLite and on PostgreSQL (a fresh database on the session's throwaway server)."""
+    return database_url(request, data_dir)
+
+
+def build(data_dir, base_models_dir, url):
+    return build_services(make_settings(data_dir, base_models_dir, database_url=url, **FAST))
 
 
 @pytest.fixture
-def svc(data_dir, base_models_dir):
-    services = build(data_dir, base_models_dir)
+def svc(data_dir, base_models_dir, store_url):
+    services = build(data_dir, base_models_dir, store_url)
     yield services
     services.close()
 
@@ -145,8 +152,8 @@ async def test_jobs_of_dead_or_silent_workers_are_failed_and_recovered(svc):
         await worker.stop()
 
 
-async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(data_dir, base_models_dir):
-    first = build(data_dir, base_models_dir)
+async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(data_dir, base_models_dir, store_url):
+    first = build(data_dir, base_models_dir, store_url)
     owner = account(first)
     queued = await first.jobs.submit(owner, "echo", {"value": 7})
     first.close()  # no worker ever ran: the job is only in the database
@@ -160,7 +167,7 @@ async def test_queued_jobs_survive_a_restart_and_a_shutdown_fails_running_ones(d
         started.set()
         await asyncio.sleep(600)
 
-    second = build(data_dir, base_models_dir)
+    second = build(data_dir, base_models_dir, store_url)
     second.jobs.handlers.register("echo", echo)
     second.jobs.handlers.register("forever", forever)
     worker = Worker(second)
@@ -207,7 +214,9 @@ async def test_a_job_claimed_while_the_worker_stops_goes_back_to_the_queue(svc):
     assert found.status == "queued" and found.started_at is None
 
 
-async def test_liveness_names_a_stopped_worker_and_a_claim_loop_stuck_on_the_database(svc, data_dir):
+async def test_liveness_names_a_stopped_worker_and_a_claim_loop_stuck_on_the_database(data_dir, base_models_dir):
+    svc = build(data_dir, base_models_dir, None)  # SQLite: the blocker below holds its write lock
+
     async def noop(ctx):
         return {}
 
@@ -231,3 +240,4 @@ async def test_liveness_names_a_stopped_worker_and_a_claim_loop_stuck_on_the_dat
         blocker.close()
     await worker.stop()
     assert worker.liveness() == "the worker is not running"
+    svc.close()

@@ -11,6 +11,7 @@ from outrider.services.accounts import Principal
 from outrider.services.billing import BillingService
 from outrider.services.overview import OverviewService
 from outrider.storage.queries import billing as billing_q
+from outrider.storage.queries import usage_stats
 from outrider.storage.records import NewUsage
 from outrider.storage.tables import UsageRow
 from tests.databases import make_account
@@ -59,6 +60,21 @@ def test_totals_error_rate_and_latency_percentiles_over_the_day(setup):
     assert (o.p50_latency_ms, o.p95_latency_ms) == (10.0, 19.0)  # nearest rank: the 10th and 19th of 20
     assert len(o.buckets) == 24 and sum(b.requests for b in o.buckets) == 20
     assert o.buckets[-1].requests == 20 and o.buckets[-1].errors == 2
+
+
+def test_a_large_window_read_in_latency_order_gives_the_same_percentiles(setup, monkeypatch):
+    """Past SORT_AT_MOST records the latency index is walked instead of the window sorted: same figures, and
+    the records outside the window or of another account that the walk passes are not counted."""
+    db, service, who, other = setup
+    now = datetime.now(UTC)
+    add(db, [usage(who.account.id, float(i)) for i in range(1, 21)], now)
+    add(db, [usage(who.account.id, 0.5), usage(who.account.id, 15.5)], now - timedelta(days=2))
+    add(db, [usage(other.id, 0.1)], now)
+    sorted_figures = service.overview(who, "day", now=now + timedelta(seconds=1))
+    monkeypatch.setattr(usage_stats, "SORT_AT_MOST", 0)
+    walked = service.overview(who, "day", now=now + timedelta(seconds=1))
+    assert (walked.p50_latency_ms, walked.p95_latency_ms) == (sorted_figures.p50_latency_ms, 19.0)
+    assert walked.p50_latency_ms == 10.0
 
 
 def test_buckets_place_each_record_in_its_interval(setup):

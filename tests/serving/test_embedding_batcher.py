@@ -93,3 +93,27 @@ async def test_other_dimensions_are_refused_before_queueing(executor):
         await batcher.embed(request("x", dimensions=3))
     assert refused.value.param == "dimensions" and encoder.passes == []
     assert (await batcher.embed(request("x", dimensions=2))).vectors == [[1.0, 1.0]]
+
+
+async def test_callers_coming_back_are_held_together_in_full_passes(executor):
+    encoder = RecordingEncoder(delay=0.05)
+    batcher = EmbeddingBatcher(encoder, executor, max_batch=8, max_wait_s=0.001)
+
+    async def client(index: int) -> None:
+        for turn in range(3):
+            await batcher.embed(request(f"client {index} turn {turn}"))
+            await asyncio.sleep(0.002 * index)  # callers come back staggered, well past max_wait
+
+    await asyncio.gather(*(client(i) for i in range(8)))
+    assert [len(p) for p in encoder.passes] == [8, 8, 8]
+
+
+async def test_a_lone_caller_is_never_held(executor):
+    encoder = RecordingEncoder(delay=0.01)
+    batcher = EmbeddingBatcher(encoder, executor, max_batch=8, max_wait_s=0.001)
+    for turn in range(4):
+        await batcher.embed(request(f"turn {turn}"))
+        assert batcher._hold_until == 0.0  # its next request starts a pass after max_wait, as without holding
+    assert [len(p) for p in encoder.passes] == [1, 1, 1, 1]
+    await asyncio.gather(batcher.embed(request("a")), batcher.embed(request("b")))
+    assert batcher._hold_until > 0.0  # two callers: held for each other next time

@@ -98,3 +98,19 @@ def test_the_server_keeps_its_data_private_to_the_user(tmp_path, base_models_dir
         assert stat.S_IMODE(opened.stat().st_mode) == 0o700
     finally:
         os.umask(previous)
+
+
+def test_migrations_match_the_table_definitions_on_postgresql(postgres):
+    """The same migrations create the same tables on PostgreSQL, and a second run finds nothing to do."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from outrider.storage.tables import Base
+
+    db = Database(postgres.create_database())
+    db.migrate()
+    db.migrate()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    db.dispose()
+    assert diff == []

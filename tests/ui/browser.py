@@ -5,6 +5,8 @@ skipped with the reason, except under CI (``CI`` set), where they fail. Screensh
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,28 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def snap(page, shots: Path, name: str) -> None:
+    """A full-page screenshot of ``page`` as ``shots/name.png``."""
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+@contextmanager
+def browser_tab(chromium: Path, base_url: str, timeout_ms: int) -> Iterator:
+    """One chromium page on ``base_url`` at desktop size; every console error and uncaught exception is kept
+    in ``tab.console_errors`` (the modules' last tests check it is empty)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium))
+        context = browser.new_context(viewport=DESKTOP, base_url=base_url)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+        tab = context.new_page()
+        tab.set_default_timeout(timeout_ms)
+        tab.console_errors = []
+        tab.on("console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+        yield tab
+        context.close()
+        browser.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, require_chromium, screenshot_dir
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
 
 ADMIN_PASSWORD = "dashboard admin password"
 MINILM = "outrider/gliner2-minilm-l6"
@@ -26,11 +27,6 @@ TIMEOUT_MS = 120_000
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    return require_chromium()  # before anything is started: skipped (or failed under CI) at once
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +47,9 @@ def dash(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def page(chromium, dash) -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium))
-        context = browser.new_context(viewport=DESKTOP, base_url=dash.url)
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=dash.url)
-        tab = context.new_page()
-        tab.set_default_timeout(TIMEOUT_MS)
-        tab.console_errors = []  # every console error and uncaught exception, checked by the last test
-        tab.on("console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda e: tab.console_errors.append(str(e)))
+    with browser_tab(chromium, dash.url, TIMEOUT_MS) as tab:
         yield tab
-        context.close()
-        browser.close()
-
-
-def snap(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 
 def test_a_page_without_a_session_sends_to_sign_in_and_a_wrong_password_is_shown(page, shots):
@@ -116,9 +91,10 @@ def test_the_sign_in_page_never_sends_to_another_site(page, dash):
 
 def test_a_new_key_is_shown_once_works_and_is_revoked_after_confirmation(page, dash, shots):
     page.goto("/ui/keys")
-    page.get_by_label("Name").fill("browser key")
-    page.get_by_label("demo-extractor").check()
-    page.get_by_label("Optimisation mode").select_option("cost")
+    create = page.locator("#key-form")
+    create.get_by_label("Name").fill("browser key")
+    create.get_by_label("demo-extractor").check()
+    create.get_by_label("Optimisation mode").select_option("cost")
     page.get_by_role("button", name="Create key").click()
     expect(page.locator("#key-raw")).to_have_value(re.compile("^ork_"))
     raw = page.locator("#key-raw").input_value()
@@ -146,6 +122,68 @@ def test_a_new_key_is_shown_once_works_and_is_revoked_after_confirmation(page, d
     row.get_by_role("button", name="Revoke").click()
     page.locator("tr", has_text="browser key").locator(".badge", has_text="revoked").wait_for()
     assert httpx.get(f"{dash.url}/me", headers={"X-API-Key": raw}).status_code == 403
+
+
+def test_a_key_is_edited_through_the_api_and_its_refusal_is_shown(page, dash, shots):
+    created = dash.client().post("/keys", json={"name": "editable", "optimize_mode": "balanced"}).json()
+    page.goto("/ui/keys")
+    page.get_by_role("button", name="Edit editable").click()
+    form = page.locator("#edit-form")
+    expect(form.get_by_label("Name")).to_have_value("editable")
+    form.get_by_label("demo-extractor").check()
+    form.get_by_label("Optimisation mode").select_option("latency")
+    form.get_by_label("Requests per minute").fill("2000000000")  # over the API's bound: its message is shown
+    form.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#edit-error")).to_contain_text("rpm_limit")
+    form.get_by_label("Requests per minute").fill("90")
+    form.get_by_label("Tokens per minute").fill("50000")
+    snap(page, shots, "keys-edit")
+    form.get_by_role("button", name="Save changes").click()
+    page.locator("tr", has_text="editable").filter(has_text="90 req/min").wait_for()
+    key = next(k for k in dash.client().get("/keys").json()["keys"] if k["id"] == created["id"])
+    assert (key["model_pool"], key["optimize_mode"], key["rpm_limit"], key["tpm_limit"]) == (
+        ["demo-extractor"],
+        "latency",
+        90,
+        50000,
+    )
+
+
+def test_an_owner_adds_a_user_and_a_viewer_cannot_see_users(page, dash, shots):
+    page.goto("/ui/users")
+    page.get_by_label("Username").fill("vic")
+    page.get_by_label("Role", exact=True).select_option("member")
+    page.get_by_role("button", name="Add user").click()
+    expect(page.locator("#user-created-password")).to_have_value(re.compile(".{12,}"))  # generated, shown once
+    password = page.locator("#user-created-password").input_value()
+    page.get_by_role("button", name="Done").click()
+    row = page.locator("#users-table tr", has_text="vic")
+    row.get_by_label("Role of vic").select_option("viewer")
+    with page.expect_navigation():  # saved, the page reloads
+        row.get_by_role("button", name="Change role of vic").click()
+    expect(page.locator("#users-table tr", has_text="vic").get_by_label("Role of vic")).to_have_value("viewer")
+    admin_row = page.locator("#users-table tr", has_text="admin")
+    admin_row.get_by_label("Role of admin").select_option("member")  # the last owner: the API refuses
+    admin_row.get_by_role("button", name="Change role of admin").click()
+    expect(page.locator("#page-error")).to_contain_text("at least one enabled owner")
+    expect(admin_row.get_by_label("Role of admin")).to_have_value("owner")  # shows the role it kept
+    snap(page, shots, "users")
+
+    viewer = page.context.browser.new_context(viewport=DESKTOP, base_url=dash.url)
+    tab = viewer.new_page()
+    tab.goto("/ui/login")
+    tab.get_by_label("Username or email").fill("vic")
+    tab.get_by_label("Password").fill(password)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(re.compile(r"/ui/$"))
+    assert tab.get_by_role("link", name="Users").count() == 0 and "vic · viewer" in tab.locator(".whoami").inner_text()
+    assert tab.goto("/ui/users").status == 403
+    assert "needs the owner role" in tab.locator("#main").inner_text()
+    viewer.close()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#users-table tr", has_text="vic").get_by_role("button", name="Remove vic").click()
+    page.locator("#users-table tr", has_text="vic").locator(".badge", has_text="removed").wait_for()
 
 
 def test_playground_extraction_highlights_the_mentions_with_confidences(page, shots):
@@ -219,13 +257,14 @@ def test_a_dataset_upload_names_the_bad_line_and_a_good_one_is_paged(page, tmp_p
     good.write_text(ner_lines(45))
     page.goto("/ui/datasets")
     assert "No datasets yet" in page.content()
-    page.get_by_label("Dataset name").fill("people")
-    page.get_by_label("Task type").select_option("ner")
-    page.get_by_label("File").set_input_files(str(bad))
+    form = page.locator("#upload-form")
+    form.get_by_label("Dataset name").fill("people")
+    form.get_by_label("Task type").select_option("ner")
+    form.get_by_label("File").set_input_files(str(bad))
     page.get_by_role("button", name="Upload").click()
     expect(page.locator("#upload-error")).to_contain_text("line 2")
     snap(page, shots, "datasets-upload-error")
-    page.get_by_label("File").set_input_files(str(good))
+    form.get_by_label("File").set_input_files(str(good))
     page.get_by_role("button", name="Upload").click()
     page.wait_for_url(re.compile(r"/ui/datasets/people\?version=1"))
     assert "Page 1 of 3" in page.locator(".pager").inner_text()
@@ -239,11 +278,51 @@ def test_a_dataset_upload_names_the_bad_line_and_a_good_one_is_paged(page, tmp_p
     snap(page, shots, "datasets")
 
 
+def test_a_dataset_is_deleted_after_confirmation(page, dash):
+    upload = dash.client().post(
+        "/datasets", data={"name": "scratch", "task_type": "ner"}, files={"file": ("s.jsonl", ner_lines(3))}
+    )
+    assert upload.status_code == 201, upload.text
+    page.goto("/ui/datasets/scratch")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Delete this dataset").click()
+    assert dash.client().get("/datasets/scratch").status_code == 200  # a cancelled confirmation deletes nothing
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete this dataset").click()
+    page.wait_for_url(re.compile(r"/ui/datasets$"))
+    assert page.locator("#datasets-table", has_text="scratch").count() == 0
+    assert dash.client().get("/datasets/scratch").status_code == 404
+
+
+def test_a_generation_job_shows_its_progress_and_its_version(page, dash, shots):
+    page.goto("/ui/datasets")
+    form = page.locator("#generate-form")
+    form.get_by_label("Dataset name").fill("gen-people")
+    form.get_by_label("Examples").fill("2")
+    form.get_by_label(re.compile("Labels")).fill("person, company")
+    form.get_by_label("Domain description").fill("Short tech news sentences naming executives and their companies.")
+    page.get_by_role("button", name="Start generation").click()
+    page.wait_for_url(re.compile(r"/ui/generation/"))
+    expect(page.locator("#gen-status")).to_have_text("complete", timeout=600_000)
+    link = page.locator("#gen-version a")
+    expect(link).to_have_text("gen-people v1")
+    assert re.match(r"[12] of 2 examples", page.locator("#gen-count").inner_text())
+    expect(page.locator("#gen-stop")).to_be_hidden()  # nothing left to stop
+    snap(page, shots, "generation-job")
+    link.click()
+    page.wait_for_url(re.compile(r"/ui/datasets/gen-people\?version=1"))
+    assert page.locator("#examples li").count() >= 1
+    page.goto("/ui/datasets")
+    assert page.locator("#generation-table", has_text="gen-people v1").count() == 1
+
+
 def test_a_training_job_shows_its_progress_and_loss_and_stops(page, shots):
     page.goto("/ui/training")
     page.get_by_label("Model name").fill("people-ner")
     page.get_by_label("Base model").select_option(MINILM)
-    page.get_by_label(re.compile("Dataset")).select_option("people")
+    datasets = page.locator("#t-datasets")
+    datasets.get_by_label("gen-people").uncheck()
+    datasets.get_by_label("people", exact=True).check()
     page.get_by_label(re.compile("Epochs")).fill("30")
     page.get_by_role("button", name="Start training").click()
     page.wait_for_url(re.compile(r"/ui/training/ft_"))
@@ -251,13 +330,30 @@ def test_a_training_job_shows_its_progress_and_loss_and_stops(page, shots):
     expect(page.locator("#job-steps")).to_contain_text(re.compile(r"step ([3-9]|\d\d+) of"), timeout=180_000)
     page.locator("#loss-chart canvas").wait_for(timeout=60_000)
     assert re.match(r"\d+\.\d{4}", page.locator("#job-loss").inner_text())
+    # After the first epoch: a checkpoint with its validation metrics, charted and listed, and the log tail.
+    checkpoint = page.locator("#checkpoints-table tbody tr").first
+    checkpoint.wait_for(timeout=240_000)
+    page.locator("#metrics-chart canvas").wait_for()
+    assert "f1" in checkpoint.inner_text()
+    expect(page.locator("#log-tail")).to_contain_text("checkpoint ckpt_")
     snap(page, shots, "training-job")
+    with page.expect_download() as download:
+        checkpoint.get_by_role("link", name=re.compile("^Download")).click()
+    assert zipfile.is_zipfile(download.value.path())
+    checkpoint_id = checkpoint.get_attribute("data-checkpoint-id")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Stop training").click()
     page.locator("#job-status", has_text="stopped").wait_for(timeout=60_000)
-    page.goto("/ui/training")
+    job_url = page.url
+    page.goto(f"/ui/training?from={checkpoint_id}")  # "Continue training" offers the checkpoint as the base
+    expect(page.get_by_label("Base model")).to_have_value(checkpoint_id)
     assert page.locator("#jobs-table", has_text="people-ner").count() == 1
     snap(page, shots, "training")
+    page.goto(job_url)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete job").click()
+    page.wait_for_url(re.compile(r"/ui/training$"))
+    assert page.locator("#jobs-table", has_text="people-ner").count() == 0
 
 
 def test_usage_totals_the_calls_and_exports_csv(page, shots):
@@ -284,7 +380,8 @@ def test_overview_models_and_the_phone_layout(page, shots):
     page.locator('.badge.health[data-model="demo-extractor"]', has_text="ready").wait_for()
     snap(page, shots, "models")
     page.set_viewport_size(PHONE)
-    for path in ("/ui/", "/ui/keys", "/ui/history", "/ui/usage", "/ui/models", "/ui/datasets", "/ui/playground"):
+    paths = ["/ui/", "/ui/keys", "/ui/history", "/ui/usage", "/ui/models", "/ui/datasets", "/ui/playground"]
+    for path in ["/ui/users", "/ui/training", *paths]:  # the playground last: its screenshot follows
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
     snap(page, shots, "phone-playground")
@@ -304,5 +401,6 @@ def test_keyboard_reaches_the_navigation_and_sign_out_lands_on_sign_in(page, sho
 
 def test_no_page_logged_a_script_error_or_a_content_security_policy_violation(page):
     # Failed API calls (the wrong password, the refused upload) log their HTTP status: those are expected.
-    unexpected = [m for m in page.console_errors if "status of 401" not in m and "status of 422" not in m]
+    expected = ("status of 401", "status of 409", "status of 422")  # the refused password, last owner, bad inputs
+    unexpected = [m for m in page.console_errors if not any(e in m for e in expected)]
     assert not unexpected

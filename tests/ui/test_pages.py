@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from urllib.parse import urlencode
 
 import httpx
@@ -16,6 +17,7 @@ from tests.sessions import add_user, sign_in
 
 PAGES = ["/ui/", "/ui/keys", "/ui/usage", "/ui/usage.csv", "/ui/models", "/ui/playground", "/ui/history"]
 PAGES += ["/ui/datasets", "/ui/training", "/ui/history/inf_x", "/ui/datasets/x", "/ui/training/ft_x"]
+PAGES += ["/ui/users", "/ui/generation/job_x"]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +89,36 @@ def test_a_viewer_gets_no_write_forms(server, owner):
     assert 'id="key-form"' not in seen.get("/ui/keys").text
     assert 'id="upload-form"' not in seen.get("/ui/datasets").text
     assert 'id="training-form"' not in seen.get("/ui/training").text
+    assert 'id="generate-form"' not in seen.get("/ui/datasets").text
     seen.close()
     assert 'id="key-form"' in client.get("/ui/keys").text
+
+
+def test_only_owners_see_the_users_page(server, owner):
+    client, _ = owner
+    member = add_user(client, "member")
+    page = client.get("/ui/users")
+    assert page.status_code == 200 and 'href="/ui/users"' in page.text
+    assert member["username"] in page.text and 'id="user-form"' in page.text
+    for role in ("member", "viewer"):
+        seen = sign_in(server.url, add_user(client, role)["username"])
+        refused = seen.get("/ui/users")
+        assert refused.status_code == 403 and "needs the owner role" in refused.text
+        assert member["username"] not in refused.text
+        assert 'href="/ui/users"' not in seen.get("/ui/keys").text  # not in the navigation either
+        seen.close()
+
+
+def test_the_key_edit_form_is_filled_from_the_keys_as_the_api_shows_them(owner):
+    client, _ = owner
+    created = client.post("/keys", json={"name": "limited", "rpm_limit": 7, "optimize_mode": "latency"}).json()
+    page = client.get("/ui/keys").text
+    assert 'id="edit-form"' in page and "7 req/min" in page
+    embedded = page.split('id="keys-data">', 1)[1].split("</script>", 1)[0]
+    shown = next(k for k in json.loads(embedded) if k["id"] == created["id"])
+    listed = {k["id"]: k for k in client.get("/keys").json()["keys"]}
+    assert shown == listed[created["id"]]
+    assert "key" not in shown and "hash" not in embedded  # never the raw key
 
 
 def test_usage_page_and_csv_agree_with_the_usage_api(server, owner):
@@ -115,7 +145,7 @@ def test_usage_page_and_csv_agree_with_the_usage_api(server, owner):
 
 def test_unknown_records_are_a_404_page_and_bad_filters_are_ignored(owner):
     client, _ = owner
-    for path in ("/ui/history/inf_unknown", "/ui/datasets/unknown", "/ui/training/ft_unknown"):
+    for path in ("/ui/history/inf_unknown", "/ui/datasets/unknown", "/ui/training/ft_unknown", "/ui/generation/job_x"):
         response = client.get(path)
         assert response.status_code == 404 and 'role="alert"' in response.text
     assert client.get("/ui/history", params={"since": "not a date"}).status_code == 200

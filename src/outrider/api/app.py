@@ -17,6 +17,7 @@ from outrider.api.data.generate import router as generate_router
 from outrider.api.deployments.routes import router as deployments_router
 from outrider.api.errors import install_error_handlers
 from outrider.api.evaluations.routes import router as evaluations_router
+from outrider.api.judging.routes import router as judging_router
 from outrider.api.limits import BodySizeLimit, ResponseHeaders
 from outrider.api.meta import router as meta_router
 from outrider.api.native.routes import router as native_router
@@ -37,8 +38,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         built = services or build_services(settings)
-        # This process serves the calls: reservations left by a crashed one would otherwise stay held.
-        built.billing.clear_stale_reservations()
+        if built.db.is_sqlite:
+            # This process serves the calls: reservations left by a crashed one would otherwise stay held. On a
+            # shared database other API processes may hold reservations now (`outrider credits
+            # clear-reservations` clears them while no API process runs).
+            built.billing.clear_stale_reservations()
+        await built.broadcast.start()  # hear the other API processes' key, user and breaker changes
         app.state.services = built
         built.routing.warm_if_cached()  # the routing classifier, when its one-time build is done
         worker = await start_embedded_worker(built)  # None when OUTRIDER_EMBEDDED_WORKER is off
@@ -80,6 +85,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(training_router)
     app.include_router(deployments_router)
     app.include_router(evaluations_router)
+    app.include_router(judging_router)
     app.include_router(meta_router)
     install_ui(app)  # the dashboard under /ui/ (hidden from the OpenAPI schema)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """One of the API processes of `outrider serve --workers N` (uvicorn's factory): settings from the
+    environment, which the command filled with its options."""
+    from outrider.config import build_settings
+    from outrider.observability.logs import configure_logging
+
+    settings = build_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

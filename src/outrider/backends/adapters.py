@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from outrider.backends.base import Availability, DecoderModel, EncoderModel, ModelKind, ModelSpec
+from outrider.backends.base import LOCAL_CAPABILITIES, Availability, DecoderModel, EncoderModel, ModelKind, ModelSpec
 from outrider.core.errors import ModelUnavailable
 from outrider.core.usage import Price
 
@@ -54,6 +54,7 @@ def adapter_spec(
     return ModelSpec(
         id=model_id,
         kind=kind,
+        capabilities=LOCAL_CAPABILITIES[kind],
         source="local",
         description=description,
         load=load,

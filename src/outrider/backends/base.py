@@ -19,6 +19,13 @@ from outrider.core.usage import Price
 
 ModelKind = Literal["encoder", "decoder", "embedding"]
 Health = Literal["ready", "loading", "unavailable"]
+# What models served here can do, by kind. Local decoders take tools through grammar-constrained decoding and
+# see no images; upstream models declare theirs in the providers file.
+LOCAL_CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "decoder": ("chat", "completions", "json", "tools"),
+    "encoder": ("extraction",),
+    "embedding": ("embeddings",),
+}
 
 
 @runtime_checkable

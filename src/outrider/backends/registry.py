@@ -234,7 +234,7 @@ class ModelRegistry:
         """(model id, kind, work waiting) for each loaded local model with a queue."""
         for model_id, loaded in list(self._loaded.items()):
             if loaded.batcher is not None:
-                yield model_id, loaded.spec.kind, loaded.batcher.waiting  # encoder or embedding
+                yield model_id, loaded.spec.kind, loaded.batcher.waiting
             engine = getattr(loaded.model, "engine", None)
             if engine is not None and hasattr(engine, "pending"):
                 yield model_id, "decoder", engine.pending

@@ -26,6 +26,7 @@ from outrider.config import Settings
 from outrider.core.errors import InvalidRequest, UpstreamError
 from outrider.core.messages import ChatMessage, GenerationParams
 from outrider.core.usage import Price
+from outrider.services.broadcast import Broadcast
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,20 @@ class UpstreamProviders:
             )
         for model in self.models.values():
             registry.add(spec_for(model))
+
+    def share_breakers(self, broadcast: Broadcast) -> None:
+        """Share every upstream model's circuit-breaker transitions with the other API processes."""
+        for model_id, model in self.models.items():
+            model.monitor.on_change = lambda change, model_id=model_id: broadcast.publish_soon(
+                "breaker", model=model_id, **change
+            )
+
+        def apply(change: dict[str, Any]) -> None:
+            model = self.models.get(str(change.get("model")))
+            if model is not None and change.get("origin") != broadcast.origin:  # this process's own: applied
+                model.monitor.apply_shared(change)
+
+        broadcast.on("breaker", apply)
 
     async def aclose(self) -> None:
         for client in self.clients.values():

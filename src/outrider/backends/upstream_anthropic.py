@@ -5,6 +5,7 @@ answer gets a non-streamed request, whose message becomes one chunk).
 Differences bridged here:
 - system messages become the top-level ``system``; consecutive turns of one role are merged, and
   tool-result turns become user turns.
+- images become ``image`` blocks, with a ``url`` or ``base64`` source (OpenAI's ``detail`` has no equivalent).
 - a raw completion prompt is sent as one user message (Anthropic has no raw completion endpoint).
 - temperature is capped at 1.0 (Anthropic's maximum); temperature and top_p are sent only when they differ
   from the default 1.0, since recent models refuse both at once.
@@ -24,7 +25,7 @@ from typing import Any
 
 from outrider.backends.upstream_stream import UpstreamCall, UpstreamStream, parse_json, token_count
 from outrider.core.errors import RateLimited, UpstreamError
-from outrider.core.messages import ChatMessage, FinishReason, GenerationChunk, GenerationParams
+from outrider.core.messages import ChatMessage, FinishReason, GenerationChunk, GenerationParams, ImagePart
 
 ANTHROPIC_VERSION = "2023-06-01"
 JSON_TOOL = "json_output"
@@ -48,9 +49,9 @@ def messages_body(
             continue
         role = "assistant" if message.role == "assistant" else "user"
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += "\n\n" + message.content
+            turns[-1]["content"] = _merged(turns[-1]["content"], message_content(message))
         else:
-            turns.append({"role": role, "content": message.content})
+            turns.append({"role": role, "content": message_content(message)})
     body: dict[str, Any] = {"model": model, "max_tokens": params.max_tokens, "messages": turns, "stream": params.stream}
     if system:
         body["system"] = system
@@ -71,6 +72,33 @@ def messages_body(
         body["tools"] = [tool]
         body["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     return body
+
+
+def message_content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    """The text, or with images its blocks in order: ``text`` and ``image`` (``url`` or ``base64`` source)."""
+    if not message.parts:
+        return message.content
+    blocks: list[dict[str, Any]] = []
+    for part in message.parts:
+        if not isinstance(part, ImagePart):
+            blocks.append({"type": "text", "text": part.text})
+        elif part.url is not None:
+            blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
+        else:
+            source = {"type": "base64", "media_type": part.media_type, "data": part.data}
+            blocks.append({"type": "image", "source": source})
+    return blocks
+
+
+def _merged(first: str | list[dict[str, Any]], second: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Two consecutive turns of one role as one (Anthropic wants roles to alternate)."""
+    if isinstance(first, str) and isinstance(second, str):
+        return first + "\n\n" + second
+
+    def blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+    return blocks(first) + blocks(second)
 
 
 class AnthropicStream(UpstreamStream):

@@ -7,6 +7,11 @@
                circuit, the next failure opens it for another cool-down
 
 A probe result is cached for ``ttl_s``; a successful real call counts as a fresh successful probe.
+
+Several API processes share each breaker's transitions (``share``): when one opens it (with when, how many
+failures and the last error) or closes it, ``on_change`` announces it (``UpstreamProviders.share_breakers``
+publishes it over Redis) and the other processes' monitors ``apply_shared`` it, so one process's failures
+spare the others their own.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 from outrider.backends.base import Health
 
@@ -48,6 +53,8 @@ class UpstreamMonitor:
         self._last_error: str | None = None
         self._cached: tuple[float, Health, str | None] | None = None
         self._probing: asyncio.Future[tuple[Health, str | None]] | None = None
+        # Told each transition this process made (open, closed), to share with the other API processes.
+        self.on_change: Callable[[dict[str, Any]], None] | None = None
 
     # -- the breaker ---------------------------------------------------------------------------------------
     @property
@@ -76,10 +83,13 @@ class UpstreamMonitor:
         )
 
     def report_success(self) -> None:
+        was_open = self._opened_at is not None
         self._failures = 0
         self._opened_at = None
         self._last_error = None
         self._cached = (self._clock(), "ready", None)
+        if was_open and self.on_change is not None:
+            self.on_change({"state": "closed"})
 
     def report_failure(self, reason: str) -> None:
         was_half_open = self.state == "half_open"
@@ -88,6 +98,23 @@ class UpstreamMonitor:
         self._cached = None  # the next health check probes again
         if was_half_open or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
+            if self.on_change is not None:
+                # Wall-clock time travels between processes; each keeps its own monotonic clock.
+                opened_epoch = time.time() - (self._clock() - self._opened_at)
+                self.on_change(
+                    {"state": "open", "opened_epoch": opened_epoch, "failures": self._failures, "error": reason}
+                )
+
+    def apply_shared(self, change: dict[str, Any]) -> None:
+        """Take a transition another process announced (``on_change``'s argument there)."""
+        if change.get("state") == "closed":
+            self._failures, self._opened_at, self._last_error = 0, None, None
+        elif change.get("state") == "open":
+            elapsed = max(0.0, time.time() - float(change["opened_epoch"]))
+            self._opened_at = self._clock() - elapsed
+            self._failures = int(change.get("failures") or self.failure_threshold)
+            self._last_error = str(change.get("error") or "failed in another API process")
+            self._cached = None
 
     # -- health --------------------------------------------------------------------------------------------
     async def health(self) -> tuple[Health, str | None]:

@@ -15,6 +15,7 @@ from outrider.core.messages import (
     FinishReason,
     GenerationChunk,
     GenerationParams,
+    ImagePart,
     TokenLogprob,
 )
 
@@ -27,7 +28,7 @@ def chat_body(
     body = {
         "model": model,
         # Tool results have no tool-call id here; the upstream sees them as user turns.
-        "messages": [{"role": "user" if m.role == "tool" else m.role, "content": m.content} for m in messages],
+        "messages": [{"role": "user" if m.role == "tool" else m.role, "content": message_content(m)} for m in messages],
         **_common(params, sampling),
     }
     if params.logprobs:
@@ -42,6 +43,22 @@ def chat_body(
     elif params.json_mode:
         body["response_format"] = {"type": "json_object"}
     return body
+
+
+def message_content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    """The text, or with images its content parts in order: ``text`` and ``image_url`` (a URL or data: URL)."""
+    if not message.parts:
+        return message.content
+    parts: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, ImagePart):
+            image = {"url": part.data_url}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            parts.append({"type": "image_url", "image_url": image})
+        else:
+            parts.append({"type": "text", "text": part.text})
+    return parts
 
 
 def completion_body(model: str, prompt: str, params: GenerationParams, *, sampling: bool = True) -> dict[str, Any]:

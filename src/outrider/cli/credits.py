@@ -60,3 +60,11 @@ def credits_show(account: str = typer.Argument(..., help="Account name."), data_
         f"{account}: balance ${balance.balance_micro_usd / MICRO_USD:.6f}, "
         f"reserved ${balance.reserved_micro_usd / MICRO_USD:.6f}"
     )
+
+
+@credits_app.command("clear-reservations")
+def credits_clear_reservations(data_dir: Path | None = DataDir) -> None:
+    """Free every credit reservation. Run it only while no API process serves: on PostgreSQL, reservations
+    left by a crashed API process are not cleared at start-up (other processes may hold live ones)."""
+    _services(data_dir).billing.clear_stale_reservations()
+    typer.echo("cleared every credit reservation")

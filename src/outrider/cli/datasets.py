@@ -16,13 +16,13 @@ ApiKey = typer.Option(..., "--api-key", envvar="OUTRIDER_API_KEY", help="API key
 FORMATS = {".conll": "conll", ".csv": "csv"}
 
 
-def _client(url: str, api_key: str):
+def api_client(url: str, api_key: str):
     import httpx
 
     return httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=600)
 
 
-def _check(response) -> dict:
+def checked(response) -> dict:
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
@@ -45,7 +45,7 @@ def push(
     """Upload a file as the next version of a dataset."""
     fmt = fmt or FORMATS.get(file.suffix.lower(), "jsonl")
     data = file.read_bytes()
-    with _client(url, api_key) as client:
+    with api_client(url, api_key) as client:
         if fmt == "jsonl":
             if not task_type:
                 typer.secho("--task-type is required for JSONL", fg="red", err=True)
@@ -55,7 +55,7 @@ def push(
             )
         else:
             response = client.post("/datasets/import", params={"name": name, "format": fmt}, content=data)
-    version = _check(response)
+    version = checked(response)
     typer.echo(
         f"{version['name']} v{version['version']}: {version['example_count']} {version['task_type']} examples "
         f"({version['byte_size']} bytes, sha256 {version['sha256'][:12]})"
@@ -71,10 +71,10 @@ def pull(
     api_key: str = ApiKey,
 ) -> None:
     """Download a version's JSONL, byte for byte."""
-    with _client(url, api_key) as client, client.stream("GET", f"/datasets/{name}/versions/{version}/download") as r:
+    with api_client(url, api_key) as client, client.stream("GET", f"/datasets/{name}/versions/{version}/download") as r:
         if r.status_code >= 400:
             r.read()
-            _check(r)
+            checked(r)
         if str(output) == "-":
             for chunk in r.iter_bytes():
                 sys.stdout.buffer.write(chunk)
@@ -90,8 +90,8 @@ def pull(
 @datasets_app.command("list")
 def list_datasets(url: str = Url, api_key: str = ApiKey) -> None:
     """List this account's datasets with their latest version."""
-    with _client(url, api_key) as client:
-        datasets = _check(client.get("/datasets"))["datasets"]
+    with api_client(url, api_key) as client:
+        datasets = checked(client.get("/datasets"))["datasets"]
     for d in datasets:
         typer.echo(f"{d['name']:<32} v{d['latest_version']:<4} {d['task_type']:<15} {d['example_count']:>8} examples")
 
@@ -105,8 +105,8 @@ def delete(
 ) -> None:
     """Delete a dataset (every version) or one version."""
     path = f"/datasets/{name}" + (f"/versions/{version}" if version else "")
-    with _client(url, api_key) as client:
-        deleted = _check(client.delete(path))
+    with api_client(url, api_key) as client:
+        deleted = checked(client.delete(path))
     typer.echo(f"deleted {deleted['name']} versions {deleted['deleted_versions']}")
 
 
@@ -136,8 +136,8 @@ def generate(
         "classified_examples": json.loads(examples_file.read_text()) if examples_file else [],
         "teacher_model": teacher,
     }
-    with _client(url, api_key) as client:
-        job_id = _check(client.post("/generate", json={k: v for k, v in body.items() if v is not None}))["job_id"]
+    with api_client(url, api_key) as client:
+        job_id = checked(client.post("/generate", json={k: v for k, v in body.items() if v is not None}))["job_id"]
         typer.secho(f"job {job_id} queued", err=True)
         if not wait:
             typer.echo(job_id)
@@ -146,7 +146,7 @@ def generate(
         with Progress(*columns, transient=False) as progress:
             bar = progress.add_task("queued", total=num_examples)
             while True:
-                job = _check(client.get(f"/generate/jobs/{job_id}"))
+                job = checked(client.get(f"/generate/jobs/{job_id}"))
                 progress.update(bar, completed=job["num_examples"], description=job["status"])
                 if job["status"] in ("complete", "failed", "stopped"):
                     break
@@ -156,3 +156,49 @@ def generate(
     if job["status"] == "failed":
         typer.secho(f"reason: {job['error']}", fg="red", err=True)
         raise typer.Exit(1)
+
+
+@datasets_app.command("from-inferences")
+def from_inferences(
+    name: str = typer.Argument(..., help="The dataset to append a version to (created with --task-type)."),
+    model_id: str | None = typer.Option(None, "--model-id", "-m", help="Records of calls to this id ('@name' too)."),
+    project_id: str | None = typer.Option(None, "--project-id", help="Records of this project."),
+    human_verdict: str = typer.Option("reviewed", "--human-verdict", help="incorrect, correct or reviewed (both)."),
+    since: str | None = typer.Option(None, "--since", help="Records from this time on (ISO 8601)."),
+    until: str | None = typer.Option(None, "--until", help="Records before this time (ISO 8601)."),
+    task_type: str | None = typer.Option(None, "--task-type", "-t", help="Required when the dataset is new."),
+    classification_task: str | None = typer.Option(None, "--classification-task", help="Which schema task."),
+    max_records: int | None = typer.Option(None, "--max-records", help="At most this many records, newest first."),
+    include_judge_passed: bool = typer.Option(False, "--include-judge-passed", help="Also judge-passed records."),
+    judge_score_min: float | None = typer.Option(None, "--judge-score-min", help="Of those: at least this score."),
+    url: str = Url,
+    api_key: str = ApiKey,
+) -> None:
+    """Append a dataset version built from reviewed inference records (corrections and confirmed outputs)."""
+    body = {
+        "model_id": model_id,
+        "project_id": project_id,
+        "human_verdict": human_verdict,
+        "since": since,
+        "until": until,
+        "task_type": task_type,
+        "classification_task": classification_task,
+        "max_records": max_records,
+        "include_judge_passed": include_judge_passed or None,
+        "llmaj_score_min": judge_score_min,
+    }
+    with api_client(url, api_key) as client:
+        built = checked(
+            client.post(f"/datasets/{name}/from-inferences", json={k: v for k, v in body.items() if v is not None})
+        )
+    made = (
+        f"v{built['version']['version']} ({built['version']['example_count']} examples)"
+        if built["version"]
+        else "no new version"
+    )
+    typer.echo(
+        f"{built['name']} {made}: {built['records']} records, {built['added']} added, "
+        f"{built['skipped_duplicates']} duplicates skipped, {built['unfit_count']} unfit"
+    )
+    for unfit in built["unfit"]:
+        typer.echo(f"  unfit {unfit['inference_id']}: {unfit['reason']}")

@@ -51,6 +51,8 @@ class EvalOptions:
     batch_size: int | None = None
     learning_rate: float | None = None
     early_stopping_patience: int | None = None
+    head_learning_rate: float | None = None
+    entity_label_renaming: float | None = None
     # the job's validation split (calibration and the choice of the best epoch), out of the training examples
     validation_fraction: float = 0.1
     peer_epochs: int = 20
@@ -142,6 +144,8 @@ def _fine_tune(client: httpx.Client, options: EvalOptions, name: str, dataset: s
         "batch_size": options.batch_size,
         "learning_rate": options.learning_rate,
         "early_stopping_patience": options.early_stopping_patience,
+        "head_learning_rate": options.head_learning_rate,
+        "entity_label_renaming": options.entity_label_renaming,
         "validation_fraction": options.validation_fraction,
     }
     response = client.post(JOBS, json={k: v for k, v in body.items() if v is not None})

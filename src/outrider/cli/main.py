@@ -12,6 +12,8 @@ import typer
 
 from outrider.cli.credits import credits_app
 from outrider.cli.datasets import datasets_app, generate
+from outrider.cli.deployments import deployments_app, inferences_app
+from outrider.cli.evaluations import evaluations_app
 from outrider.cli.training import register as register_training_commands
 from outrider.cli.users import users_app
 from outrider.cli.worker import worker
@@ -33,6 +35,9 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(credits_app, name="credits")
 app.add_typer(users_app, name="users")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(deployments_app, name="deployments")
+app.add_typer(evaluations_app, name="evaluations")
+app.add_typer(inferences_app, name="inferences")
 register_training_commands(app)  # outrider train, outrider eval
 app.command("generate")(generate)
 app.command("worker")(worker)
@@ -56,6 +61,12 @@ def serve(
     port: int = typer.Option(None, help="Port (default 8000)."),
     data_dir: Path | None = DataDir,
     model_dir: list[Path] = typer.Option(None, "--model-dir", help="Folder of saved models to serve (repeatable)."),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="API processes on the port (default OUTRIDER_API_WORKERS or 1). Above 1 needs PostgreSQL, Redis "
+        "(OUTRIDER_REDIS_URL, OUTRIDER_RATE_LIMIT_STORAGE) and no embedded worker.",
+    ),
 ) -> None:
     """Start the server: every API surface on one port, SQLite and packaged models by default."""
     import uvicorn
@@ -63,9 +74,17 @@ def serve(
     from outrider.api.app import create_app
     from outrider.app_state import build_services
 
-    settings = _settings(data_dir, host=host, port=port, model_dirs=model_dir or None)
+    settings = _settings(data_dir, host=host, port=port, model_dirs=model_dir or None, api_workers=workers)
     configure_logging(settings.log_level, settings.log_format)
-    services = build_services(settings)
+    problems = settings.sharing_problems() if settings.api_workers > 1 else []
+    if problems:
+        typer.secho(
+            f"cannot serve from {settings.api_workers} API processes: " + "; ".join(problems) + ".",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    services = build_services(settings)  # migrates and bootstraps once, before any API process starts
     if services.bootstrap and services.bootstrap.raw_key:
         # A log record (text or JSON, like every line on stderr); the key itself goes to stdout.
         log.warning("created the admin account; its API key, shown once, is on standard output: store it now")
@@ -75,14 +94,27 @@ def serve(
         typer.echo(services.bootstrap.password)
     log.info("Outrider on http://%s:%s (data: %s)", settings.host, settings.port, settings.data_dir.resolve())
     log.info("dashboard: http://%s:%s/ui/ (sign in as 'admin')", settings.host, settings.port)
-    uvicorn.run(
-        create_app(settings, services),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # uvicorn's records go through configure_logging's handler (text or JSON)
-        access_log=False,  # OUTRIDER_ACCESS_LOG logs requests with their route and request id instead
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # uvicorn's records go through configure_logging's handler (text or JSON)
+        "access_log": False,  # OUTRIDER_ACCESS_LOG logs requests with their route and request id instead
+    }
+    if settings.api_workers == 1:
+        uvicorn.run(create_app(settings, services), **common)
+        return
+    services.close()
+    # Each API process builds its own settings from the environment: hand it this command's options.
+    os.environ.update(
+        OUTRIDER_DATA_DIR=str(settings.data_dir.resolve()),
+        OUTRIDER_HOST=settings.host,
+        OUTRIDER_PORT=str(settings.port),
+        OUTRIDER_MODEL_DIRS=json.dumps([str(path.resolve()) for path in settings.model_dirs]),
+        OUTRIDER_API_WORKERS="1",  # each process is one of them
     )
+    log.info("%d API processes share the port", settings.api_workers)
+    uvicorn.run("outrider.api.app:app_from_environment", factory=True, workers=settings.api_workers, **common)
 
 
 @keys_app.command("create")
@@ -134,6 +166,7 @@ def keys_revoke(key_id: str, data_dir: Path | None = DataDir) -> None:
     if key is None:
         typer.secho(f"no key '{key_id}'", fg="red", err=True)
         raise typer.Exit(1)
+    svc.accounts.forget_key(key.id)  # with OUTRIDER_REDIS_URL, every API process forgets it at once
     typer.echo(f"revoked {key.id}")
 
 

@@ -73,6 +73,12 @@ def train(
     early_stopping_patience: int | None = typer.Option(
         None, "--early-stopping-patience", help="Stop after this many epochs without a better validation F1."
     ),
+    head_learning_rate: float | None = typer.Option(
+        None, "--head-learning-rate", help="Encoders: the extraction heads' rate (default 1e-2)."
+    ),
+    entity_label_renaming: float | None = typer.Option(
+        None, "--entity-label-renaming", help="Encoders: chance of renaming entity types in an example (0-1)."
+    ),
     detach: bool = typer.Option(False, "--detach", help="Print the job id and return without following it."),
     url: str = Url,
     api_key: str = ApiKey,
@@ -93,6 +99,8 @@ def train(
         "seed": seed,
         "validation_fraction": validation_fraction,
         "early_stopping_patience": early_stopping_patience,
+        "head_learning_rate": head_learning_rate,
+        "entity_label_renaming": entity_label_renaming,
     }
     with httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=60) as client:
         response = client.post(JOBS, json={k: v for k, v in body.items() if v is not None})
@@ -134,6 +142,12 @@ def evaluate(
     early_stopping_patience: int | None = typer.Option(
         None, "--early-stopping-patience", help="Fine-tuning: epochs without a better validation F1 before stopping."
     ),
+    head_learning_rate: float | None = typer.Option(
+        None, "--head-learning-rate", help="Encoders: the extraction heads' rate (default 1e-2)."
+    ),
+    entity_label_renaming: float | None = typer.Option(
+        None, "--entity-label-renaming", help="Encoders: chance of renaming entity types in an example (0-1)."
+    ),
     validation_fraction: float = typer.Option(0.1, "--validation-fraction", help="The job's validation share."),
     peer_epochs: int = typer.Option(20, "--peer-epochs", help="spaCy NER training epochs."),
     base_models_dir: Path | None = typer.Option(None, "--base-models-dir", help="Reuse built base models."),
@@ -155,6 +169,8 @@ def evaluate(
         batch_size=batch_size,
         learning_rate=learning_rate,
         early_stopping_patience=early_stopping_patience,
+        head_learning_rate=head_learning_rate,
+        entity_label_renaming=entity_label_renaming,
         validation_fraction=validation_fraction,
         peer_epochs=peer_epochs,
         base_models_dir=base_models_dir,

@@ -3,6 +3,8 @@
     OutriderError                 base; never raised directly
     +-- InvalidRequest            the request is well-formed JSON but asks for something invalid (422)
     |   +-- InvalidSchema         an extraction schema that cannot be built
+    |   +-- InvalidImage          an image part that is not a usable image: bad base64, media type, size (400)
+    |   +-- CapabilityMissing     the model lacks a capability the request needs, e.g. vision for images (400)
     +-- AuthenticationFailed      no key, an unknown key, an expired key, a wrong password (401)
     |   +-- SessionInvalid        a session cookie tampered with, expired or signed out
     +-- PermissionDenied          a revoked key, a model outside the key's pool, an admin-only action, a role (403)
@@ -42,6 +44,20 @@ class InvalidRequest(OutriderError):
 
 class InvalidSchema(InvalidRequest):
     code = "invalid_schema"
+
+
+class InvalidImage(InvalidRequest):
+    """400, as OpenAI and Anthropic answer an image they cannot read."""
+
+    status_code = 400
+    code = "invalid_image"
+
+
+class CapabilityMissing(InvalidRequest):
+    """400: the request is fine, but the model named (or every model ``auto`` may choose) cannot serve it."""
+
+    status_code = 400
+    code = "model_capability_missing"
 
 
 class AuthenticationFailed(OutriderError):

@@ -2,6 +2,9 @@
 
 Every surface converts its request into ``ChatMessage`` + ``GenerationParams`` and renders
 ``GenerationChunk`` / ``GenerationResult`` back; backends never see a surface's wire format.
+
+A message's ``content`` is always its text. A message that also carries images (``ImagePart``) keeps its parts in
+order in ``parts`` (text and images as sent); backends that read only text keep reading ``content``.
 """
 
 from __future__ import annotations
@@ -15,9 +18,39 @@ FinishReason = Literal["stop", "length", "stop_sequence", "cancelled"]
 
 
 @dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """One image, by URL (``url``, http or https: passed on, never fetched here) or inline (``data``: validated
+    base64 of ``media_type``, ``byte_size`` bytes once decoded). Built by ``core/images.py``."""
+
+    url: str | None = None
+    media_type: str | None = None
+    data: str | None = None
+    byte_size: int = 0
+    detail: str | None = None  # OpenAI's resolution hint (auto, low, high); other formats have none
+
+    @property
+    def data_url(self) -> str:
+        """The image as OpenAI's ``image_url.url``: the URL, or a ``data:`` URL of the inline bytes."""
+        return self.url if self.url is not None else f"data:{self.media_type};base64,{self.data}"
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    parts: tuple[ContentPart, ...] = ()  # set only when the message carries images: text and images in order
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
 @dataclass(frozen=True)

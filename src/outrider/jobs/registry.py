@@ -50,6 +50,16 @@ class JobContext(Protocol):
 
 Run = Callable[[JobContext], Awaitable[dict[str, Any] | None]]
 Recover = Callable[["Job"], None]
+# A periodic task of the worker (the judge queue, the retrain policies): one turn of work; it returns True when
+# it left work undone (a full batch), and is then run again at once instead of after its interval.
+Tick = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    interval_s: float
+    tick: Tick
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class JobKind:
 class JobHandlers:
     def __init__(self) -> None:
         self._kinds: dict[str, JobKind] = {}
+        self._periodic: dict[str, Periodic] = {}
 
     def register(self, name: str, run: Run, *, recover: Recover | None = None) -> None:
         self._kinds[name] = JobKind(name, run, recover)
@@ -73,3 +84,11 @@ class JobHandlers:
 
     def kinds(self) -> list[str]:
         return list(self._kinds)
+
+    def every(self, name: str, interval_s: float, tick: Tick) -> None:
+        """Have every worker run ``tick`` each ``interval_s`` seconds (work shared by workers must be claimed
+        by compare-and-set, as jobs are)."""
+        self._periodic[name] = Periodic(name, interval_s, tick)
+
+    def periodic(self) -> list[Periodic]:
+        return list(self._periodic.values())

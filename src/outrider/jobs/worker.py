@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from outrider.config import Settings
 from outrider.core.errors import OutriderError
-from outrider.jobs.registry import StopRequested
+from outrider.jobs.registry import Periodic, StopRequested
 from outrider.services.jobs import JobService
 from outrider.storage.db import Database
 from outrider.storage.queries import jobs as q
@@ -128,6 +128,7 @@ class Worker:
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="claim"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            *(asyncio.create_task(self._periodic_loop(p), name=p.name) for p in self.handlers.periodic()),
         ]
         log.info("job worker %s started (kinds: %s)", self.worker_id, ", ".join(self.handlers.kinds()))
 
@@ -248,6 +249,17 @@ class Worker:
         with self.db.session() as s:
             q.finish_job(s, job_id, status=status, worker_id=self.worker_id, error=error, result=result or None)
         log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+
+    async def _periodic_loop(self, periodic: Periodic) -> None:
+        """Run one periodic task until the worker stops; a turn that fails is logged and tried again later."""
+        while not self._stopping:
+            more = False
+            try:
+                more = await periodic.tick()
+            except Exception:
+                log.exception("periodic task %s failed", periodic.name)
+            if not more:
+                await asyncio.sleep(periodic.interval_s)
 
     # -- heartbeats, stop flags and abandoned jobs -------------------------------------------------------
     async def beat(self, ctx: RunningJob, progress: dict[str, Any] | None = None) -> None:

@@ -41,7 +41,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 @dataclass(frozen=True)
 class QueueDepth:
     model: str
-    kind: str  # "encoder": texts waiting for a pass; "decoder": generations waiting for a decode batch
+    kind: str  # "encoder", "embedding": texts waiting for a pass; "decoder": generations waiting for a decode batch
     depth: int
 
 
@@ -119,7 +119,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "outrider_model_queue_depth",
-            "Work waiting for a loaded local model at scrape time: texts (encoder, embedding), generations (decoder).",
+            "Work waiting for a loaded local model at scrape time: texts (encoder) or generations (decoder).",
             ["model", "kind"],
             registry=r,
         )

@@ -11,12 +11,15 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from outrider.core.errors import AuthenticationFailed, Conflict, InvalidRequest, NotFound, PermissionDenied
+from outrider.services.broadcast import RESYNC, Broadcast
 from outrider.services.passwords import check_new_password, generate_password, hash_password
 from outrider.storage.db import Database
 from outrider.storage.queries import accounts as q
@@ -95,6 +98,13 @@ class Principal:
         return self.key.tpm_limit if self.key is not None else None
 
 
+def account_principal(session: Session, account_id: str) -> Principal | None:
+    """The account itself as a caller (an owner's rights, no key): what background work (the judge queue, retrain
+    runs) calls and is charged as."""
+    account = q.get_account(session, account_id)
+    return Principal(account=account, key=None) if account is not None else None
+
+
 @dataclass(frozen=True)
 class IssuedKey:
     key: ApiKey
@@ -110,18 +120,36 @@ class Bootstrap:
 
 
 class AccountService:
-    def __init__(self, db: Database, *, auth_cache_ttl_s: float = 0.0, initial_credit_micro_usd: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        auth_cache_ttl_s: float = 0.0,
+        initial_credit_micro_usd: int = 0,
+        broadcast: Broadcast | None = None,
+    ) -> None:
         self.db = db
         self.initial_credit_micro_usd = initial_credit_micro_usd
-        # key hash -> (principal, monotonic expiry). Revoking through this service drops the entry at once;
-        # a revocation made by another process (the CLI) takes effect within the TTL.
+        # key hash -> (principal, monotonic expiry). A key or user changed through this service is dropped at
+        # once here and, through the broadcast (Redis), in every other API process; a change made where no
+        # broadcast reaches (the CLI without OUTRIDER_REDIS_URL) takes effect within the TTL.
         self._auth_cache: dict[str, tuple[Principal, float]] = {}
         self._auth_cache_ttl_s = auth_cache_ttl_s
+        self._broadcast = broadcast or Broadcast()
+        self._broadcast.on("key", lambda change: self._drop(lambda p: p.key is not None and p.key.id == change["id"]))
+        self._broadcast.on("user", lambda change: self._drop(lambda p: p.user_id == change["id"]))
+        self._broadcast.on(RESYNC, lambda _change: self._drop(lambda _p: True))
 
     def bootstrap(self, admin_api_key: str | None, admin_password: str | None = None) -> Bootstrap | None:
         """On first start create the admin account, its first key and its owner user ``admin`` (password
         ``admin_password``, or a generated one returned once). Returns None if already done."""
         password = check_new_password(admin_password, "admin_password") if admin_password else generate_password()
+        try:
+            return self._bootstrap_once(admin_api_key, admin_password, password)
+        except IntegrityError:  # another process sharing the database bootstrapped it at the same moment
+            return None
+
+    def _bootstrap_once(self, admin_api_key: str | None, admin_password: str | None, password: str) -> Bootstrap | None:
         with self.db.session() as s:
             if q.count_accounts(s) > 0:
                 return None
@@ -249,16 +277,20 @@ class AccountService:
                 _check_within(caller, _settings_of(key), "change", key_id=key.id)
                 _check_within(caller, {**_settings_of(key), **changes}, "change")
             updated = q.update_key(s, key_id, changes)
-        self._forget(key_id)
+        self.forget_key(key_id)
         return updated
 
-    def _forget(self, key_id: str) -> None:
-        """Drop a key from the authentication cache so that changes apply to its next request."""
-        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].key.id != key_id}
+    def forget_key(self, key_id: str) -> None:
+        """Drop a key from the authentication caches (every API process's) so that changes apply to its next
+        request."""
+        self._broadcast.publish("key", id=key_id)
 
     def forget_user(self, user_id: str) -> None:
-        """Drop a user's keys from the authentication cache (its role or state changed)."""
-        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if entry[0].user_id != user_id}
+        """Drop a user's keys from the authentication caches (its role, password or state changed)."""
+        self._broadcast.publish("user", id=user_id)
+
+    def _drop(self, matches: Callable[[Principal], bool]) -> None:
+        self._auth_cache = {h: entry for h, entry in self._auth_cache.items() if not matches(entry[0])}
 
     def revoke_key(self, principal: Principal, key_id: str) -> ApiKey:
         """Revoke a key. A restricted key may revoke itself and the keys it could have issued (at most as
@@ -269,7 +301,7 @@ class AccountService:
             if caller is not None and key.id != caller.id:
                 _check_within(caller, _settings_of(key), "revoke", key_id=key.id)
             revoked = q.revoke_key(s, key_id)
-        self._forget(key_id)
+        self.forget_key(key_id)
         return revoked
 
     def cached_principal(self, raw_key: str | None) -> Principal | None:

@@ -39,6 +39,9 @@ TRANSACTION_KINDS = ("grant", "refund", "inference", "generation", "training")
 # Chat templates add role markers and, for some models, a default system prompt.
 TEMPLATE_OVERHEAD_TOKENS = 64
 PER_MESSAGE_OVERHEAD_TOKENS = 16
+# Vision models bill an image by its size, not its bytes: OpenAI's largest tiling and Anthropic's largest image
+# (about 1,600 tokens) stay under this, so an image reserves it whatever its encoding.
+IMAGE_TOKENS_BOUND = 3_000
 
 
 @dataclass
@@ -57,7 +60,9 @@ def usd_to_micro(amount_usd: float) -> int:
 def prompt_token_bound(messages: list[ChatMessage] | None, prompt: str | None) -> int:
     """An upper bound on prompt tokens for byte-level BPE tokenizers (every token covers >= 1 byte)."""
     if messages is not None:
-        size = sum(len(m.content.encode()) + PER_MESSAGE_OVERHEAD_TOKENS for m in messages)
+        size = sum(
+            len(m.content.encode()) + PER_MESSAGE_OVERHEAD_TOKENS + IMAGE_TOKENS_BOUND * len(m.images) for m in messages
+        )
     else:
         size = len((prompt or "").encode())
     return size + TEMPLATE_OVERHEAD_TOKENS

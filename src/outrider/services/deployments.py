@@ -42,11 +42,17 @@ def actor(principal: Principal) -> tuple[str | None, str]:
     return None, "account"
 
 
+POLICY_ACTOR = "retrain policy"
+KEPT = "retrain_kept"  # a retrain whose candidate was not better: in the history, the target unchanged
+
+
 def serving_stack(events: list[DeploymentEvent]) -> list[str]:
     """The targets a rollback returns to, oldest first; the last one is the current target. A create or a
-    switch pushes its target; a rollback pops one."""
+    switch pushes its target; a rollback pops one; a kept retrain changes nothing."""
     stack: list[str] = []
     for event in events:
+        if event.action == KEPT:
+            continue
         if event.action == "rollback":
             stack.pop()
         else:
@@ -142,20 +148,28 @@ class DeploymentService:
             raise Conflict(f"deployment '{deployment_model_id(name)}' was switched concurrently; retry")
         return deployment, created
 
+    async def _previous_target(self, deployment: Deployment) -> str | None:
+        """The target a rollback returns to (None: it has had only one)."""
+
+        def events() -> list[DeploymentEvent]:
+            with self.db.session() as s:
+                return q.all_events(s, deployment.id)
+
+        stack = serving_stack(await asyncio.to_thread(events))
+        return stack[-2] if len(stack) >= 2 else None
+
+    async def rollback_target(self, principal: Principal, name: str) -> str | None:
+        """What a rollback of the deployment would point it at now (None: nothing to roll back to)."""
+        return await self._previous_target(await self.get(principal, name))
+
     async def rollback(self, principal: Principal, name: str, note: str | None = None) -> Deployment:
         """Point the deployment back at the target it had before its current one was set."""
         name = bare_name(name)
         _check_note(note)
         current = await self._read(principal, name)
-
-        def events() -> list[DeploymentEvent]:
-            with self.db.session() as s:
-                return q.all_events(s, current.id)
-
-        stack = serving_stack(await asyncio.to_thread(events))
-        if len(stack) < 2:
+        previous = await self._previous_target(current)
+        if previous is None:
             raise Conflict(f"deployment '{deployment_model_id(name)}' has no earlier target to roll back to")
-        previous = stack[-2]
         try:
             await self._check_target(principal, previous, None)
         except ModelNotFound as exc:
@@ -174,6 +188,24 @@ class DeploymentService:
         if deployment is None:
             raise Conflict(f"deployment '{deployment_model_id(name)}' was switched concurrently; retry")
         return deployment
+
+    async def by_policy(
+        self, account_id: str, name: str, *, expected: str, target: str, note: str
+    ) -> Deployment | None:
+        """A retrain policy's outcome in the history: a switch to ``target``, or (``target`` equal to ``expected``)
+        a ``retrain_kept`` event with the reason. None when the deployment no longer serves ``expected``."""
+
+        def write() -> Deployment | None:
+            with self.db.session() as s:
+                current = q.get_deployment(s, account_id, name, history=0)
+                if current is None or current.target != expected:
+                    return None
+                action = KEPT if target == expected else "switch"
+                return q.change_target(
+                    s, current, action=action, target=target, actor_id=None, actor_name=POLICY_ACTOR, note=note
+                )
+
+        return await self._write(write)
 
     async def delete(self, principal: Principal, name: str) -> str:
         name = bare_name(name)

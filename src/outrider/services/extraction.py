@@ -13,6 +13,7 @@ from typing import Any
 
 from outrider.backends.results import shape_result
 from outrider.config import Settings
+from outrider.core.capabilities import VISION, capability_missing
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError
 from outrider.core.messages import ChatMessage
 from outrider.core.schema import ExtractionSchema, parse_schema
@@ -71,7 +72,10 @@ class ExtractionService:
     async def extract_from_chat(
         self, ctx: CallContext, model_id: str, schema: Any, messages: list[ChatMessage]
     ) -> ExtractionOutcome:
-        """The ``schema`` extension of the chat surfaces: extract from the last user message."""
+        """The ``schema`` extension of the chat surfaces: extract from the last user message (text only)."""
+        if any(m.images for m in messages):
+            spec = await self.catalog.for_call(ctx.principal, model_id, "encoder", param="model")
+            raise capability_missing(spec.id, spec.capabilities, [VISION])
         request = ExtractionRequest(model_id=model_id, texts=[last_user_text(messages)], schema=parse_schema(schema))
         return await self.extract(ctx, request)
 

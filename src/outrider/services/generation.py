@@ -17,7 +17,9 @@ from typing import Any
 
 from outrider.backends.base import ModelSpec, open_streams
 from outrider.config import Settings
+from outrider.core.capabilities import VISION, capability_missing, missing_capabilities
 from outrider.core.errors import BackendError, InvalidRequest, OutriderError
+from outrider.core.images import check_images
 from outrider.core.messages import ChatMessage, GenerationChunk, GenerationParams, GenerationResult, GenerationStream
 from outrider.core.usage import Usage
 from outrider.services.billing import BillingService, Hold, prompt_token_bound
@@ -39,6 +41,8 @@ class GenerationRequest:
     params: GenerationParams = field(default_factory=GenerationParams)
     n: int = 1
     routing: RoutingOptions | None = None  # with model "auto": overrides of the key's pool and mode
+    # What the model must be able to do (core/capabilities.py), computed by the surface's conversion.
+    required_capabilities: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ def check_params(request: GenerationRequest, settings: Settings) -> None:
             raise InvalidRequest("messages must not be empty", param="messages")
         if request.messages[-1].role != "user":
             raise InvalidRequest("messages: the last message must come from the user", param="messages")
+        check_images(request.messages, settings.max_images_per_request, settings.max_image_bytes)
     elif not request.prompt:
         raise InvalidRequest("prompt must not be empty", param="prompt")
     if not 1 <= p.max_tokens <= settings.max_new_tokens_limit:
@@ -257,7 +262,7 @@ class ActiveGeneration:
         p = self.request.params
         out: dict[str, Any] = {"max_tokens": p.max_tokens, "temperature": p.temperature, "top_p": p.top_p}
         if self.request.messages is not None:
-            out["messages"] = [{"role": m.role, "content": m.content} for m in self.request.messages]
+            out["messages"] = [_recorded_message(m) for m in self.request.messages]
         else:
             out["prompt"] = self.request.prompt
         if self.request.n > 1:
@@ -271,6 +276,17 @@ class ActiveGeneration:
     def _record_output(self) -> dict[str, Any]:
         choices = [{"completion": r.text, "finish_reason": r.finish_reason} for r in self.results]
         return choices[0] if len(choices) == 1 else {"choices": choices}
+
+
+def _recorded_message(message: ChatMessage) -> dict[str, Any]:
+    """A message as history keeps it: images by URL, or by media type and size (never their bytes)."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        out["images"] = [
+            {"url": i.url} if i.url is not None else {"media_type": i.media_type, "bytes": i.byte_size}
+            for i in message.images
+        ]
+    return out
 
 
 class GenerationService:
@@ -304,7 +320,9 @@ class GenerationService:
         messages = request.messages if request.messages is not None else [ChatMessage("user", request.prompt or "")]
         # The pool's models are resolved (and checked against the caller) once, here: each attempt starts
         # on its spec instead of resolving the id again.
-        decision, specs = await self.routing.decide(ctx, messages, request.routing, request.params.max_tokens)
+        decision, specs = await self.routing.decide(
+            ctx, messages, request.routing, request.params.max_tokens, request.required_capabilities
+        )
         failures: list[str] = []
         for model_id in [decision.model, *decision.fallbacks][: self.settings.routing_max_attempts]:
             chosen = replace(decision, model=model_id)
@@ -325,6 +343,11 @@ class GenerationService:
 
     async def _start_model(self, ctx: CallContext, request: GenerationRequest) -> ActiveGeneration:
         spec = await self.catalog.for_call(ctx.principal, request.model_id, "decoder", param="model")
+        # A named model is refused what it cannot see (400 naming it) rather than sent images it would drop.
+        # Tools are left to the tool-calling path, which knows how each model calls them.
+        missing = missing_capabilities(spec.capabilities, request.required_capabilities & {VISION})
+        if missing:
+            raise capability_missing(spec.id, spec.capabilities, missing)
         return await self._start_spec(ctx, request, spec)
 
     async def _start_spec(self, ctx: CallContext, request: GenerationRequest, spec: ModelSpec) -> ActiveGeneration:

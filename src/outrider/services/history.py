@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from outrider.core.errors import InvalidRequest, NotFound
@@ -29,6 +30,17 @@ class HistoryService:
         def read() -> tuple[list[Inference], int]:
             with self.db.session() as s:
                 return q.list_inferences(s, f, limit=limit, offset=offset)
+
+        return await asyncio.to_thread(read)
+
+    async def review_queue(self, f: InferenceFilter, *, limit: int, offset: int) -> tuple[list[Inference], int]:
+        """Successful records no one has reviewed yet, those the judge could not vouch for first: never judged,
+        the judge failed, judged 'fail', 'uncertain', then by judge score (lowest first)."""
+        queued = replace(f, status="success", human_verdict="unreviewed")
+
+        def read() -> tuple[list[Inference], int]:
+            with self.db.session() as s:
+                return q.review_queue(s, queued, limit=limit, offset=offset)
 
         return await asyncio.to_thread(read)
 

@@ -7,24 +7,31 @@ same schema as ``response_format`` for upstream ones): ``verdict`` (pass / fail 
 it is checked against the caller's key (pool) and charged to the account (usage surface ``judge``). A
 judge that fails or answers something unusable leaves the record unjudged with the error recorded on it;
 the inference itself is never touched.
+
+Background judging (``judge_queued``, run by the worker's judge queue in ``jobs/judging.py``) judges the records
+sampled by a judge configuration (``services/judge_configs.py``) as the account itself: the call is charged to the
+account like an on-demand one, and every failure, the caller's kind included (a judge model deleted since, no
+credit left), is recorded on the record as ``llmaj_error``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from outrider.core.errors import BackendError, InvalidRequest, OutriderError
+from outrider.backends.base import ModelSpec
+from outrider.core.errors import BackendError, InvalidRequest, OutriderError, RateLimited
 from outrider.core.messages import ChatMessage, GenerationParams
-from outrider.services.accounts import Principal
+from outrider.services.accounts import Principal, account_principal
 from outrider.services.catalog import ModelCatalog
 from outrider.services.generation import GenerationRequest, GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.recording import CallContext
 from outrider.storage.db import Database
 from outrider.storage.queries import inferences as q
-from outrider.storage.records import Inference, Judgement
+from outrider.storage.records import Inference, Judgement, QueuedJudgement
 
 VERDICTS = ("pass", "fail", "uncertain")
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -81,6 +88,16 @@ def parse_verdict(text: str) -> tuple[str, float, str]:
     return answer["verdict"], float(score), reasoning if isinstance(reasoning, str) else ""
 
 
+@dataclass(frozen=True)
+class JudgeAttempt:
+    """What one judge call left on the record: its verdict, or its error (``failure``) and whether trying
+    again later may help (an upstream error or a rate limit; not an unusable answer or a missing model)."""
+
+    judgement: Judgement
+    failure: OutriderError | None = None
+    retryable: bool = False
+
+
 class JudgeService:
     def __init__(
         self, db: Database, catalog: ModelCatalog, generation: GenerationService, history: HistoryService
@@ -91,12 +108,41 @@ class JudgeService:
         self.history = history
 
     async def judge(self, principal: Principal, inference_id: str, judge_model: str) -> Judgement:
-        """Grade one of the caller's records now (a 404 for another account's). A failed judge is recorded
-        on the record and answered as a 502."""
+        """Grade one of the caller's records now (a 404 for another account's). The caller's mistakes (an unknown
+        model, an encoder, its pool, its credit) are answered as they are; a failed judge is recorded on the
+        record and answered as a 502."""
         record = await self.history.get(principal, inference_id)
         if record.status != "success":
             raise InvalidRequest("a failed inference has no output to judge", param="inference_id")
         spec = await self.catalog.for_call(principal, judge_model, "decoder", param="judge_model")
+        attempt = await self._grade(principal, record, judge_model, spec, record_caller_errors=False)
+        if attempt.failure is not None:
+            raise attempt.failure
+        return attempt.judgement
+
+    async def judge_queued(self, queued: QueuedJudgement) -> JudgeAttempt | None:
+        """Grade a sampled record in the background, as its account; None when the record or the account is
+        gone. Nothing is raised: a failure is recorded on the record and returned."""
+
+        def read() -> tuple[Principal | None, Inference | None]:
+            with self.db.session() as s:
+                return (
+                    account_principal(s, queued.account_id),
+                    q.get_inference(s, queued.inference_id, account_id=queued.account_id),
+                )
+
+        principal, record = await asyncio.to_thread(read)
+        if principal is None or record is None or record.status != "success":
+            return None
+        try:
+            spec = await self.catalog.for_call(principal, queued.judge_model, "decoder", param="judge_model")
+        except OutriderError as exc:
+            return await self._failed(principal, record.id, queued.judge_model, exc)
+        return await self._grade(principal, record, queued.judge_model, spec, record_caller_errors=True)
+
+    async def _grade(
+        self, principal: Principal, record: Inference, judge_model: str, spec: ModelSpec, *, record_caller_errors: bool
+    ) -> JudgeAttempt:
         # Local decoders decode under the schema; an upstream one gets it as response_format when it declares
         # JSON support, else only the prompt's instructions (and its answer is looked for in the text).
         constrained = not spec.capabilities or "json" in spec.capabilities
@@ -115,15 +161,28 @@ class JudgeService:
             outcome = await self.generation.generate(ctx, request)
             verdict, score, reasoning = parse_verdict(outcome.result.text)
         except OutriderError as exc:
-            if exc.status_code < 500:  # the caller's mistake (unknown model, an encoder, pool, credit)
+            if exc.status_code < 500 and not record_caller_errors:
                 raise
-            await self._save(principal, inference_id, judge_model, error=exc.message)
-            raise
+            return await self._failed(principal, record.id, judge_model, exc)
         except ValueError as exc:
-            message = f"judge '{judge_model}' gave no usable verdict: {exc}"
-            await self._save(principal, inference_id, judge_model, error=message)
-            raise BackendError(message, param="judge_model") from exc
-        return await self._save(principal, inference_id, judge_model, verdict=verdict, score=score, reasoning=reasoning)
+            failure = BackendError(f"judge '{judge_model}' gave no usable verdict: {exc}", param="judge_model")
+            return await self._failed(principal, record.id, judge_model, failure, retryable=False)
+        saved = await self._save(principal, record.id, judge_model, verdict=verdict, score=score, reasoning=reasoning)
+        return JudgeAttempt(saved)
+
+    async def _failed(
+        self,
+        principal: Principal,
+        inference_id: str,
+        judge_model: str,
+        failure: OutriderError,
+        *,
+        retryable: bool | None = None,
+    ) -> JudgeAttempt:
+        saved = await self._save(principal, inference_id, judge_model, error=failure.message)
+        if retryable is None:
+            retryable = failure.status_code >= 500 or isinstance(failure, RateLimited)
+        return JudgeAttempt(saved, failure, retryable)
 
     async def _save(
         self,

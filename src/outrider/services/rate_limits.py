@@ -4,7 +4,8 @@ Groups: ``inference`` (native /inference), ``chat`` (the OpenAI and Anthropic ge
 ``embeddings`` (``POST /v1/embeddings``),
 ``generate`` and ``training`` (their jobs' endpoints). A request must fit both its key's window and its
 account's window (several keys cannot multiply an account's allowance). Counters live in memory by
-default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``) when several API processes serve.
+default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``, ``redis_windows.RedisWindows``: one round trip
+per window) when several API processes serve; any other ``limits`` storage URL goes through ``limits``.
 
 A key may also carry its own ``rpm_limit`` (requests per minute over every group) and ``tpm_limit``
 (tokens per minute: a request is refused while the key's last minute already used its tokens; each call's
@@ -13,8 +14,7 @@ tokens are counted when it ends).
 Counting is a moving window (every hit of the last period counts). In memory it is ``LocalWindows``: a
 deque per counter, updated on the event loop without a lock or a thread. ``limits``' own async memory
 storage hands each expiry sweep to a thread (``asyncio.to_thread`` per counter, after each hit), which
-cost the gateway about 0.2 ms per request on 2 cores (``bench/gateway_overhead.py``); Redis goes through
-``limits``, where the network round trip is the cost anyway.
+cost the gateway about 0.2 ms per request on 2 cores (``bench/gateway_overhead.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ class Windows(Protocol):
 
     async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool: ...
 
+    async def hit_with_stats(
+        self, item: RateLimitItem, *identifiers: str, cost: int = 1
+    ) -> tuple[bool, WindowStats]: ...
+
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
 
     async def clear(self, item: RateLimitItem, *identifiers: str) -> None: ...
@@ -106,6 +110,9 @@ class LocalWindows:
             self._sweep(now)
         return True
 
+    async def hit_with_stats(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> tuple[bool, WindowStats]:
+        return await self.hit(item, *identifiers, cost=cost), await self.get_window_stats(item, *identifiers)
+
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now = time.time()
         key, used = self._window(item, identifiers, now)
@@ -124,11 +131,35 @@ class LocalWindows:
             del self._hits[key], self._sums[key]
 
 
+class LimitsWindows:
+    """Any other ``limits`` storage (``memcached://``, ``async+redis://`` through ``limits``' own client...)."""
+
+    def __init__(self, storage_url: str) -> None:
+        url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(url))
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return await self._limiter.hit(item, *identifiers, cost=cost)
+
+    async def hit_with_stats(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> tuple[bool, WindowStats]:
+        return await self.hit(item, *identifiers, cost=cost), await self.get_window_stats(item, *identifiers)
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        stats = await self._limiter.get_window_stats(item, *identifiers)
+        return WindowStats(stats.reset_time, stats.remaining)
+
+    async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
+        await self._limiter.clear(item, *identifiers)
+
+
 def windows_for(storage_url: str) -> Windows:
     if storage_url.removeprefix("async+").startswith("memory://"):
         return LocalWindows()
-    url = storage_url if storage_url.startswith("async+") else f"async+{storage_url}"
-    return MovingWindowRateLimiter(storage_from_string(url))
+    if storage_url.startswith(("redis://", "rediss://")):
+        from outrider.services.redis_windows import RedisWindows
+
+        return RedisWindows(storage_url)
+    return LimitsWindows(storage_url)
 
 
 class RateLimiter:
@@ -147,8 +178,7 @@ class RateLimiter:
         states = []
         # A group without a configured limit still counts against the key's own request and token limits.
         for scope, ident in (("key", who.caller_id), ("account", who.account.id)) if item is not None else ():
-            allowed = await self._limiter.hit(item, group, scope, ident)
-            stats = await self._limiter.get_window_stats(item, group, scope, ident)
+            allowed, stats = await self._limiter.hit_with_stats(item, group, scope, ident)
             state = WindowState(item.amount, stats.remaining, stats.reset_time)
             if not allowed:
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -167,8 +197,7 @@ class RateLimiter:
 
     async def _hit_key_rpm(self, who: Principal) -> WindowState:
         item = RateLimitItemPerMinute(who.rpm_limit)
-        allowed = await self._limiter.hit(item, "rpm", who.caller_id)
-        stats = await self._limiter.get_window_stats(item, "rpm", who.caller_id)
+        allowed, stats = await self._limiter.hit_with_stats(item, "rpm", who.caller_id)
         state = WindowState(item.amount, stats.remaining, stats.reset_time)
         if not allowed:
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))

@@ -22,6 +22,7 @@ from outrider.storage.db import Database
 from outrider.storage.group_commit import GroupCommit
 from outrider.storage.queries import billing as billing_q
 from outrider.storage.queries import inferences as q
+from outrider.storage.queries import judging as judging_q
 from outrider.storage.records import NewInference, NewUsage
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,15 @@ class Recorder:
     @staticmethod
     def _write(session: Session, items: list[_Pending]) -> list[None]:
         q.insert_inferences(session, [(i.inference_id, i.inference) for i in items if i.inference is not None])
+        # The judge's sample is drawn here, when the record is written; the worker judges it later.
+        judging_q.enqueue_sampled(
+            session,
+            [
+                (i.inference_id, i.inference.account_id, i.inference.project_id)
+                for i in items
+                if i.inference is not None and i.inference_id is not None and i.inference.status == "success"
+            ],
+        )
         billing_q.insert_usages(session, [item.usage for item in items])
         for item in items:
             if item.hold is not None:

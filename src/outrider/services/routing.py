@@ -1,7 +1,9 @@
 """Smart routing for ``model: "auto"``: build the caller's pool, decide, and feed the router evidence.
 
 The pool is the request's ``routing.model_pool`` (which must stay inside the key's pool), else the key's
-``model_pool``, else every decoder model served here (local and upstream). Models that cannot serve now
+``model_pool``, else every decoder model served here (local and upstream). Only models declaring every capability
+the request needs stay in it (``vision`` for images, ``tools`` for tools: core/capabilities.py); when none does,
+the call is a 400 that says so. Models that cannot serve now
 (an upstream whose circuit breaker is open, a hub model that is not cached offline) are left out before
 deciding. The mode is the request's ``routing.optimize``, else the key's ``optimize_mode``.
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from outrider.backends.base import ModelSpec
 from outrider.config import Settings
+from outrider.core.capabilities import missing_capabilities, no_capable_model
 from outrider.core.errors import BackendError, InvalidRequest, PermissionDenied
 from outrider.core.messages import ChatMessage
 from outrider.routing.decision import Router, RoutingDecision
@@ -106,8 +109,11 @@ class RoutingService:
             self._loading = None  # let the next request try again, and say why this one failed
             raise
 
-    async def pool(self, ctx: CallContext, options: RoutingOptions | None) -> list[ModelSpec]:
-        """The decoder models this caller may be routed to and that can serve now, each resolved once."""
+    async def pool(
+        self, ctx: CallContext, options: RoutingOptions | None, required: frozenset[str] = frozenset()
+    ) -> list[ModelSpec]:
+        """The decoder models this caller may be routed to, that have the ``required`` capabilities and that can
+        serve now, each resolved once."""
         account_id = ctx.principal.account.id
         key_pool = ctx.principal.model_pool
         requested = list(options.model_pool) if options and options.model_pool else None
@@ -147,6 +153,11 @@ class RoutingService:
                 )
         else:
             specs = [s for s in self.catalog.declared() if s.kind == "decoder"]
+        if required:
+            capable = [s for s in specs if not missing_capabilities(s.capabilities, required)]
+            if not capable:
+                raise no_capable_model(sorted(required), [s.id for s in specs])
+            specs = capable
         available = await self.catalog.serving(specs)
         if not available:
             names = ", ".join(s.id for s in specs) or "none"
@@ -159,8 +170,9 @@ class RoutingService:
         messages: list[ChatMessage],
         options: RoutingOptions | None,
         max_output_tokens: int,
+        required: frozenset[str] = frozenset(),
     ) -> tuple[RoutingDecision, dict[str, ModelSpec]]:
-        specs = await self.pool(ctx, options)
+        specs = await self.pool(ctx, options, required)
         router = await self.router()
         mode = options.optimize if options and options.optimize else ctx.principal.optimize_mode
         decision = router.decide(

@@ -73,6 +73,8 @@ class TrainingRequest:
     seed: int = 0
     validation_fraction: float = 0.1
     early_stopping_patience: int | None = None  # encoders: validations without a better F1 before stopping
+    head_learning_rate: float | None = None  # encoders: the extraction heads' rate
+    entity_label_renaming: float | None = None  # encoders: gliner2's chance of renaming entity types
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,10 @@ class TrainingService:
                 f"a {base.family} model",
                 param="base_model",
             )
+        if family != "encoder":
+            for name in ("head_learning_rate", "entity_label_renaming", "early_stopping_patience"):
+                if getattr(request, name) is not None:
+                    raise InvalidRequest(f"{name} applies to encoder (GLiNER2) training only", param=name)
         return {
             "model_name": request.model_name.strip(),
             "base_model": request.base_model,
@@ -270,6 +276,8 @@ class TrainingService:
                 "seed": request.seed,
                 "validation_fraction": request.validation_fraction,
                 "early_stopping_patience": request.early_stopping_patience,
+                "head_learning_rate": request.head_learning_rate,
+                "entity_label_renaming": request.entity_label_renaming,
             },
             "api_key_id": principal.key_id,
             "user_id": principal.user_id,

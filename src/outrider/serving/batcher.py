@@ -70,11 +70,19 @@ class MicroBatchQueue(ABC, Generic[J]):
     async def _next_pass(self) -> None:
         """Take the next batch off the queue and run it."""
 
+    def _deadline(self) -> float:
+        """When the next pass starts at the latest: the oldest request's arrival plus ``max_wait_s``."""
+        return self._queue[0].enqueued + self.max_wait_s
+
+    def _target(self) -> int:
+        """How many waiting texts start the next pass before its deadline."""
+        return self.max_batch
+
     async def _collect(self) -> None:
         while self._queue:
             # Wait for a full batch or for the oldest request's deadline.
-            deadline = self._queue[0].enqueued + self.max_wait_s
-            while self._waiting_texts() < self.max_batch:
+            deadline = self._deadline()
+            while self._waiting_texts() < self._target():
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -21,8 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outrider.core.text import loads_repaired
 
+if TYPE_CHECKING:
+    from outrider.config import Settings
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
+MIGRATION_LOCK_KEY = 0x0F7121DE  # PostgreSQL advisory lock held while migrating
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -54,16 +58,22 @@ def _make_private(url: str) -> None:
 class Database:
     """Owns the engine and hands out sessions; one per process, built from settings."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10, pool_timeout_s: float = 30.0) -> None:
+        """``pool_size``, ``max_overflow`` and ``pool_timeout_s`` size the connection pool of a server database
+        (PostgreSQL); SQLite keeps SQLAlchemy's own pool for files."""
         self.url = url
         is_sqlite = url.startswith("sqlite")
         if is_sqlite:
             _make_private(url)
         connect_args = {"check_same_thread": False, "timeout": 10} if is_sqlite else {}
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout_s}
+        if is_sqlite:
+            pool = {}
         self.engine: Engine = create_engine(
             url,
             connect_args=connect_args,
             pool_pre_ping=not is_sqlite,
+            **pool,
             # JSON columns read back with any lone surrogate (stored before request text was checked) repaired
             # to U+FFFD: one bad row must not make every later read of it fail to render.
             json_deserializer=loads_repaired,
@@ -77,6 +87,19 @@ class Database:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-db-writer")
         self._head: str | None = None  # the migrations' head revision, read once
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(
+            settings.resolved_database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout_s=settings.database_pool_timeout_s,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
     def _alembic_config(self) -> Config:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -87,6 +110,10 @@ class Database:
         """Apply every pending Alembic migration (idempotent; runs at start-up)."""
         config = self._alembic_config()
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # API processes starting together on one database: one migrates, the others wait for its
+                # commit (the lock is the transaction's) and then find nothing left to do.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

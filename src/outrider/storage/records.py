@@ -243,7 +243,7 @@ class TrainingCheckpoint:
 @dataclass(frozen=True)
 class DeploymentEvent:
     version: int
-    action: str  # create | switch | rollback
+    action: str  # create | switch | rollback | retrain_kept
     target: str
     previous_target: str | None
     actor_id: str | None
@@ -262,3 +262,44 @@ class Deployment:
     created_at: datetime
     updated_at: datetime
     history: tuple[DeploymentEvent, ...] = ()  # newest first
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """A background judge: ``project_id`` None is the account-wide one."""
+
+    account_id: str
+    project_id: str | None
+    judge_model: str
+    sampling_rate: float
+    updated_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuedJudgement:
+    """A sampled record claimed by a worker for its judge; ``attempts`` counts this one."""
+
+    inference_id: str
+    account_id: str
+    judge_model: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    deployment_id: str
+    account_id: str
+    deployment: str  # the deployment's name
+    dataset: str
+    task_type: str
+    min_corrections: int
+    margin: float
+    holdout_fraction: float
+    training: dict[str, Any]
+    corrections_since: datetime | None
+    revision: int
+    run: dict[str, Any] | None  # the current or last run: stage, jobs, outcome
+    created_at: datetime
+    updated_at: datetime

@@ -91,7 +91,7 @@ class InferenceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_inferences_account_created", "account_id", "created_at"),
+        Index("ix_inferences_account_created", "account_id", "created_at", "id"),
         Index("ix_inferences_account_model", "account_id", "model_id"),
     )
 
@@ -163,8 +163,22 @@ class UsageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        Index("ix_usage_records_account_created", "account_id", "created_at"),
-        Index("ix_usage_records_account_model", "account_id", "model_id"),
+        # Windows (totals, buckets, small windows' latencies) and pages read from this index alone (migration 0008).
+        Index(
+            "ix_usage_records_account_window",
+            "account_id",
+            "created_at",
+            "id",
+            "status",
+            "cost_micro_usd",
+            "prompt_tokens",
+            "completion_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "latency_ms",
+        ),
+        Index("ix_usage_records_account_latency", "account_id", "latency_ms", "created_at"),
+        Index("ix_usage_records_account_model", "account_id", "model_id", "created_at", "id"),
         Index("ix_usage_records_account_key", "account_id", "api_key_id"),
     )
 
@@ -282,3 +296,57 @@ class DeploymentEventRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ux_deployment_events_deployment_version", "deployment_id", "version", unique=True),)
+
+
+class JudgeConfigRow(Base):
+    """Which model judges an account's records in the background, and what share of them. ``project_id`` ""
+    is the account-wide configuration; a project's own one overrides it for that project's records."""
+
+    __tablename__ = "judge_configs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(200))
+    judge_model: Mapped[str] = mapped_column(String(300))
+    sampling_rate: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ux_judge_configs_account_project", "account_id", "project_id", unique=True),)
+
+
+class JudgeQueueRow(Base):
+    """A sampled record waiting for its judge. A worker claims it by a compare-and-set on ``attempts`` and
+    pushes ``not_before`` past its lease (or its retry back-off); the row goes once the record is judged or
+    its judge has failed for good."""
+
+    __tablename__ = "judge_queue"
+
+    inference_id: Mapped[str] = mapped_column(ForeignKey("inferences.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40))
+    judge_model: Mapped[str] = mapped_column(String(300))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetrainPolicyRow(Base):
+    """A deployment's retrain policy and its current (or last) run. ``revision`` counts the changes of the row:
+    each one is a compare-and-set on it, so two workers never advance one run twice."""
+
+    __tablename__ = "retrain_policies"
+
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    dataset: Mapped[str] = mapped_column(String(200))
+    task_type: Mapped[str] = mapped_column(String(20))
+    min_corrections: Mapped[int] = mapped_column(Integer)
+    margin: Mapped[float] = mapped_column(Float)
+    holdout_fraction: Mapped[float] = mapped_column(Float)
+    training: Mapped[dict] = mapped_column(JSON)  # training_type, nr_epochs, batch_size, learning_rate
+    corrections_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    run: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -139,6 +139,8 @@ def train(spec: dict[str, Any], job_dir: Path, events: Events, should_stop: Stop
         "learning_rate": hyper.get("learning_rate"),
         "batch_size": hyper.get("batch_size"),
         "early_stopping_patience": hyper.get("early_stopping_patience"),
+        "head_learning_rate": hyper.get("head_learning_rate"),
+        "entity_label_renaming": hyper.get("entity_label_renaming"),
         "seed": hyper.get("seed"),
         "base_model_id": spec["base"].get("id"),
         "num_threads": spec.get("threads"),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from .auth import LOGIN_PATH, SignInRequired
+from .loop_pages import router as loop_router
 from .pages import router as pages_router
 from .work_pages import router as work_router
 
@@ -30,3 +31,4 @@ def install_ui(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(pages_router)
     app.include_router(work_router)
+    app.include_router(loop_router)

@@ -1,4 +1,4 @@
-"""Account pages: sign-in, overview, keys, usage (with its CSV export) and models. Thin: each reads through
+"""Account pages: sign-in, overview, keys, usage (with its CSV export), models and users. Thin: each reads through
 the services the JSON API uses; changes are made by the page's script through the JSON API."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import IO
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from outrider.api.admin.routes import key_out
+from outrider.api.auth.routes import user_out
 from outrider.api.deps import ServicesDep
 from outrider.core.errors import OutriderError
 from outrider.core.usage import MICRO_USD
@@ -78,7 +80,9 @@ async def overview(
 async def keys(request: Request, who: PageUser, svc: ServicesDep) -> HTMLResponse:
     listed = await asyncio.to_thread(svc.accounts.list_keys, who)
     models = await svc.catalog.models_for(who.account.id)
-    return page(request, who, "keys.html", "keys", keys=listed, models=[m.id for m in models])
+    # The edit form is filled by the page's script from the keys as the API shows them.
+    editable = [key_out(k).model_dump(mode="json") for k in listed if k.revoked_at is None]
+    return page(request, who, "keys.html", "keys", keys=listed, models=[m.id for m in models], keys_data=editable)
 
 
 def _usage_filters(f: Filters) -> dict:
@@ -163,6 +167,16 @@ async def usage_csv(who: PageUser, svc: ServicesDep, f: ListFilters) -> Streamin
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
     )
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users(request: Request, who: PageUser, svc: ServicesDep) -> HTMLResponse:
+    """Owners only: the service refuses other roles (403), shown as the error page."""
+    try:
+        listed = await asyncio.to_thread(svc.users.list, who)
+    except OutriderError as exc:
+        return page(request, who, "error.html", "users", status_code=exc.status_code, message=exc.message)
+    return page(request, who, "users.html", "users", users=[user_out(u) for u in listed])
 
 
 @router.get("/models", response_class=HTMLResponse)

@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
 from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
-from outrider.services.accounts import OPTIMIZE_MODES, Principal
+from outrider.services.accounts import OPTIMIZE_MODES, ROLES, Principal
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -27,7 +27,13 @@ NAV = [
     ("models", "Models", "/ui/models"),
     ("datasets", "Datasets", "/ui/datasets"),
     ("training", "Training", "/ui/training"),
+    ("review", "Review", "/ui/review"),
+    ("deployments", "Deployments", "/ui/deployments"),
+    ("evaluations", "Evaluations", "/ui/evaluations"),
+    ("users", "Users", "/ui/users"),
 ]
+# Entries only owners see (the server refuses the pages to other roles too).
+OWNER_ONLY = {"users"}
 
 
 def usd(value: float | None) -> str:
@@ -57,6 +63,7 @@ templates.env.filters.update(usd=usd, when=when, ms=ms, percent=percent)
 MODE_NAMES = {"balanced": "Balanced", "quality": "Best quality", "cost": "Cheapest", "latency": "Fastest"}
 templates.env.globals.update(
     dataset_task_types=DATASET_TASK_TYPES,
+    roles=ROLES,
     optimize_modes=[(mode, MODE_NAMES.get(mode, mode)) for mode in OPTIMIZE_MODES],
 )
 
@@ -81,7 +88,7 @@ def page(
         "who": who,
         "user": who.user,
         "can_write": who.role != "viewer",
-        "nav": NAV,
+        "nav": [entry for entry in NAV if entry[0] not in OWNER_ONLY or who.role == "owner"],
         "active": active,
         **context,
     }
@@ -156,3 +163,6 @@ def pager(params: dict[str, Any], page_no: int, total: int, per_page: int) -> di
         "prev_query": query_with(params, page=page_no - 1) if page_no > 1 else None,
         "next_query": query_with(params, page=page_no + 1) if page_no < pages else None,
     }
+
+
+templates.env.globals.update(query_with=query_with)  # links that keep a list's filters

@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from outrider.api.data.conversion import dataset_out
+from outrider.api.data.conversion import dataset_out, generation_job_out
 from outrider.api.deps import ServicesDep
 from outrider.api.native.conversion import record_out
-from outrider.api.training.conversion import job_out
+from outrider.api.training.conversion import checkpoint_out, job_out
 from outrider.core.errors import OutriderError
 from outrider.storage.queries.inferences import InferenceFilter
 
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 HISTORY_PAGE = 25
 EXAMPLES_PAGE = 20
 JOBS_PAGE = 50
+GENERATION_JOBS_SHOWN = 10
 
 
 def _error_page(request: Request, who, active: str, exc: OutriderError) -> HTMLResponse:
@@ -73,7 +74,26 @@ async def history_record(request: Request, inference_id: str, who: PageUser, svc
 @router.get("/datasets", response_class=HTMLResponse)
 async def datasets(request: Request, who: PageUser, svc: ServicesDep) -> HTMLResponse:
     listed = [dataset_out(d) for d in await svc.datasets.list(who.account.id)]
-    return page(request, who, "datasets.html", "datasets", datasets=listed)
+    statuses, _ = await svc.data_generation.list_statuses(who.account.id, limit=GENERATION_JOBS_SHOWN, offset=0)
+    models = await svc.catalog.models_for(who.account.id)
+    return page(
+        request,
+        who,
+        "datasets.html",
+        "datasets",
+        datasets=listed,
+        generation_jobs=[generation_job_out(s) for s in statuses],
+        teachers=[m.id for m in models if m.kind == "decoder"],
+    )
+
+
+@router.get("/generation/{job_id}", response_class=HTMLResponse)
+async def generation_job(request: Request, job_id: str, who: PageUser, svc: ServicesDep) -> HTMLResponse:
+    try:
+        job = generation_job_out(await svc.data_generation.status(who.account.id, job_id))
+    except OutriderError as exc:
+        return _error_page(request, who, "datasets", exc)
+    return page(request, who, "generation_job.html", "datasets", job=job, data=job.model_dump(mode="json"))
 
 
 @router.get("/datasets/{name}", response_class=HTMLResponse)
@@ -107,7 +127,12 @@ async def dataset(
 
 
 @router.get("/training", response_class=HTMLResponse)
-async def training(request: Request, who: PageUser, svc: ServicesDep) -> HTMLResponse:
+async def training(
+    request: Request,
+    who: PageUser,
+    svc: ServicesDep,
+    continue_from: str = Query("", alias="from", max_length=100, description="A checkpoint id to start from."),
+) -> HTMLResponse:
     jobs, total = await svc.training.list(who.account.id, limit=JOBS_PAGE, offset=0)
     bases = [spec.id for spec, availability in await svc.catalog.base_models() if availability.available]
     names = [d.name for d in await svc.datasets.list(who.account.id)]
@@ -118,7 +143,9 @@ async def training(request: Request, who: PageUser, svc: ServicesDep) -> HTMLRes
         "training",
         jobs=[job_out(j) for j in jobs],
         total=total,
-        bases=bases,
+        # A checkpoint to continue from is offered as the first base; the API checks that it is this account's.
+        bases=([continue_from] if continue_from else []) + bases,
+        continue_from=continue_from,
         dataset_names=names,
     )
 
@@ -127,6 +154,13 @@ async def training(request: Request, who: PageUser, svc: ServicesDep) -> HTMLRes
 async def training_job(request: Request, job_id: str, who: PageUser, svc: ServicesDep) -> HTMLResponse:
     try:
         job = job_out(await svc.training.get(who.account.id, job_id))
+        checkpoints = [checkpoint_out(c) for c in await svc.training.checkpoints(who.account.id, job_id)]
     except OutriderError as exc:
         return _error_page(request, who, "training", exc)
-    return page(request, who, "training_job.html", "training", job=job, data=job.model_dump(mode="json"))
+    data = {
+        "job": job.model_dump(mode="json"),
+        "checkpoints": [c.model_dump(mode="json") for c in checkpoints],
+        "can_write": who.role != "viewer",
+    }
+    per_label = (job.metrics or {}).get("per_label") or {}
+    return page(request, who, "training_job.html", "training", job=job, data=data, per_label=per_label)

@@ -26,12 +26,12 @@ from .schemas import (
 router = APIRouter(tags=["keys and accounts"])
 
 
-def _key_out(key: ApiKey) -> KeyOut:
+def key_out(key: ApiKey) -> KeyOut:
     return KeyOut(**{name: getattr(key, name) for name in KeyOut.model_fields})
 
 
 def _created(issued: IssuedKey) -> KeyCreated:
-    return KeyCreated(**_key_out(issued.key).model_dump(), key=issued.raw_key)
+    return KeyCreated(**key_out(issued.key).model_dump(), key=issued.raw_key)
 
 
 def account_out(account: Account) -> AccountOut:
@@ -63,7 +63,7 @@ async def create_key(body: KeyCreate, who: CurrentPrincipal, svc: ServicesDep):
 @router.get("/keys", response_model=KeyList)
 async def list_keys(who: CurrentPrincipal, svc: ServicesDep) -> KeyList:
     keys = await asyncio.to_thread(svc.accounts.list_keys, who)
-    return KeyList(keys=[_key_out(k) for k in keys])
+    return KeyList(keys=[key_out(k) for k in keys])
 
 
 @router.patch("/keys/{key_id}", response_model=KeyOut)
@@ -72,12 +72,12 @@ async def update_key(key_id: str, body: KeyUpdate, who: CurrentPrincipal, svc: S
     for field in ("name", "optimize_mode"):
         if field in changes and changes[field] is None:
             raise InvalidRequest(f"{field} cannot be null", param=field)
-    return _key_out(await asyncio.to_thread(svc.accounts.update_key, who, key_id, changes))
+    return key_out(await asyncio.to_thread(svc.accounts.update_key, who, key_id, changes))
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
 async def revoke_key(key_id: str, who: CurrentPrincipal, svc: ServicesDep) -> KeyOut:
-    return _key_out(await asyncio.to_thread(svc.accounts.revoke_key, who, key_id))
+    return key_out(await asyncio.to_thread(svc.accounts.revoke_key, who, key_id))
 
 
 @router.post("/accounts", response_model=AccountCreated, status_code=201)

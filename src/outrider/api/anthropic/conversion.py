@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from outrider.core.errors import InvalidRequest
-from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult
+from outrider.core.capabilities import required_capabilities, tools_requested
+from outrider.core.errors import InvalidImage, InvalidRequest
+from outrider.core.images import image_from_base64, image_from_url, message_of
+from outrider.core.messages import ChatMessage, ContentPart, GenerationParams, GenerationResult, ImagePart, TextPart
 from outrider.core.usage import Usage
 from outrider.services.generation import GenerationRequest
 from outrider.services.routing import RoutingOptions
@@ -16,26 +18,46 @@ from .schemas import ContentBlock, MessagesRequest
 STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence", "cancelled": "end_turn"}
 
 
-def blocks_text(content: str | list[ContentBlock], where: str) -> str:
+def blocks_parts(content: str | list[ContentBlock], where: str) -> list[ContentPart]:
+    """Text and image blocks as neutral parts in order; other block types are refused, naming the block."""
     if isinstance(content, str):
-        return content
-    parts = []
+        return [TextPart(content)]
+    parts: list[ContentPart] = []
     for index, block in enumerate(content):
-        if block.type != "text" or block.text is None:
+        at = f"{where}.content[{index}]"
+        if block.type == "image":
+            parts.append(_image(block, at))
+        elif block.type == "text" and block.text is not None:
+            parts.append(TextPart(block.text))
+        else:
             raise InvalidRequest(
-                f"{where}.content[{index}]: only text content blocks are supported, got '{block.type}'",
+                f"{at}: only text and image content blocks are supported, got '{block.type}'",
                 param=f"{where}.content",
             )
-        parts.append(block.text)
-    return "".join(parts)
+    return parts
+
+
+def _image(block: ContentBlock, where: str) -> ImagePart:
+    source = block.source
+    if source is None:
+        raise InvalidImage(f"{where}: an image block needs a 'source'", param=where)
+    if source.type == "base64" and source.media_type and source.data is not None:
+        return image_from_base64(source.media_type, source.data, where)
+    if source.type == "url" and source.url:
+        return image_from_url(source.url, where)
+    raise InvalidImage(
+        f"{where}: an image source is {{type: base64, media_type, data}} or {{type: url, url}}; got type "
+        f"'{source.type}'",
+        param=where,
+    )
 
 
 def to_messages(body: MessagesRequest) -> list[ChatMessage]:
     messages = []
     if body.system:
-        messages.append(ChatMessage("system", blocks_text(body.system, "system")))
+        messages.append(message_of("system", blocks_parts(body.system, "system")))
     for index, message in enumerate(body.messages):
-        messages.append(ChatMessage(message.role, blocks_text(message.content, f"messages[{index}]")))
+        messages.append(message_of(message.role, blocks_parts(message.content, f"messages[{index}]")))
     return messages
 
 
@@ -48,7 +70,14 @@ def to_request(body: MessagesRequest) -> GenerationRequest:
         stream=bool(body.stream),
     )
     routing = RoutingOptions.from_wire(body.routing)
-    return GenerationRequest(model_id=body.model, messages=to_messages(body), params=params, routing=routing)
+    messages = to_messages(body)
+    return GenerationRequest(
+        model_id=body.model,
+        messages=messages,
+        params=params,
+        routing=routing,
+        required_capabilities=required_capabilities(messages, tools=tools_requested(body.tools, body.tool_choice)),
+    )
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:

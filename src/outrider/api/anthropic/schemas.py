@@ -13,9 +13,19 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class ImageSource(_Lenient):
+    """An ``image`` block's source: ``{"type": "base64", "media_type", "data"}`` or ``{"type": "url", "url"}``."""
+
+    type: str
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
 class ContentBlock(_Lenient):
     type: str
     text: str | None = None
+    source: ImageSource | None = None  # image blocks
 
 
 class MessageIn(_Lenient):
@@ -43,4 +53,7 @@ class MessagesRequest(_Lenient, CheckedBody):
     top_k: int | None = Field(None, ge=1)
     stream: bool = False
     metadata: dict[str, Any] | None = None
+    # Read to know what the model must support (``model: "auto"`` only picks tool-capable models for them).
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction

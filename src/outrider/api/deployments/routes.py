@@ -5,10 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from outrider.api.deps import CurrentPrincipal, ServicesDep
-from outrider.core.deployments import deployment_model_id
+from outrider.core.deployments import deployment_model_id, deployment_name
+from outrider.services.retraining import PolicySettings
 
-from .conversion import deployment_out
-from .schemas import DeploymentDeleted, DeploymentIn, DeploymentList, DeploymentOut, RollbackIn
+from .conversion import deployment_out, retrain_policy_out
+from .schemas import (
+    DeploymentDeleted,
+    DeploymentIn,
+    DeploymentList,
+    DeploymentOut,
+    RetrainPolicyDeleted,
+    RetrainPolicyIn,
+    RetrainPolicyOut,
+    RollbackIn,
+)
 
 router = APIRouter(prefix="/deployments", tags=["deployments"])
 
@@ -46,3 +56,30 @@ async def rollback_deployment(
 async def delete_deployment(name: str, who: CurrentPrincipal, svc: ServicesDep) -> DeploymentDeleted:
     deleted = await svc.deployments.delete(who, name)
     return DeploymentDeleted(name=deleted, model=deployment_model_id(deleted))
+
+
+@router.put("/{name}/retrain-policy", response_model=RetrainPolicyOut)
+async def put_retrain_policy(
+    name: str, body: RetrainPolicyIn, response: Response, who: CurrentPrincipal, svc: ServicesDep
+) -> RetrainPolicyOut:
+    """Set the deployment's retrain policy (201 when new, 200 when replaced; a run in progress goes on)."""
+    policy, created = await svc.retraining.put(who, name, PolicySettings(**body.model_dump()))
+    response.status_code = 201 if created else 200
+    return retrain_policy_out(policy)
+
+
+@router.get("/{name}/retrain-policy", response_model=RetrainPolicyOut)
+async def get_retrain_policy(name: str, who: CurrentPrincipal, svc: ServicesDep) -> RetrainPolicyOut:
+    return retrain_policy_out(await svc.retraining.get(who, name))
+
+
+@router.delete("/{name}/retrain-policy", response_model=RetrainPolicyDeleted)
+async def delete_retrain_policy(name: str, who: CurrentPrincipal, svc: ServicesDep) -> RetrainPolicyDeleted:
+    await svc.retraining.delete(who, name)
+    return RetrainPolicyDeleted(deployment=deployment_model_id(deployment_name(name)))
+
+
+@router.post("/{name}/retrain", response_model=RetrainPolicyOut, status_code=202)
+async def retrain_now(name: str, who: CurrentPrincipal, svc: ServicesDep) -> RetrainPolicyOut:
+    """Start a run of the policy now (409 while one runs): the worker takes it through training and evaluation."""
+    return retrain_policy_out(await svc.retraining.retrain_now(who, name))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,10 +31,12 @@ class RollbackIn(CheckedBody):
 
 class DeploymentEventOut(BaseModel):
     version: int
-    action: Literal["create", "switch", "rollback"]
+    action: Literal["create", "switch", "rollback", "retrain_kept"] = Field(
+        ..., description="retrain_kept: the retrain policy's candidate was not better (the reason is the note)."
+    )
     target: str
     previous_target: str | None
-    switched_by: str = Field(..., description="'user NAME' or 'key NAME (PREFIX...)'.")
+    switched_by: str = Field(..., description="'user NAME', 'key NAME (PREFIX...)' or 'retrain policy'.")
     switched_by_id: str | None = Field(None, description="The user's or the API key's id.")
     note: str | None
     switched_at: datetime
@@ -61,4 +63,43 @@ class DeploymentList(BaseModel):
 class DeploymentDeleted(BaseModel):
     name: str
     model: str
+    deleted: bool = True
+
+
+class RetrainPolicyIn(CheckedBody):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(
+        ..., min_length=1, max_length=180, description="Where corrections go; '-train' and '-holdout' are derived."
+    )
+    task_type: Literal["ner", "classification", "structures", "relations", "decoder"]
+    min_corrections: int = Field(20, ge=1, le=100_000, description="New corrections that start a run.")
+    margin: float = Field(0.02, ge=0, le=1, description="How much better the candidate's headline figure must be.")
+    holdout_fraction: float = Field(0.2, ge=0.05, le=0.5, description="Share of new examples held out for evaluation.")
+    training_type: Literal["lora", "full"] = "full"
+    nr_epochs: int | None = Field(None, ge=1, le=100)
+    batch_size: int | None = Field(None, ge=1, le=1024)
+
+
+class RetrainPolicyOut(BaseModel):
+    object: Literal["retrain_policy"] = "retrain_policy"
+    deployment: str
+    dataset: str
+    task_type: str
+    min_corrections: int
+    margin: float
+    holdout_fraction: float
+    training: dict[str, Any]
+    corrections_since: datetime | None = Field(..., description="Corrections after this start the next run.")
+    run: dict[str, Any] | None = Field(
+        ...,
+        description="The current or last run: stage (building, training, evaluating, done), serving, built, train, "
+        "holdout, training_job, candidate, evaluation, outcome (switched, kept, nothing new, failed) and reason.",
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class RetrainPolicyDeleted(BaseModel):
+    deployment: str
     deleted: bool = True

@@ -16,6 +16,8 @@ def to_request(body: EvaluationIn) -> EvaluationRequest:
         threshold=body.threshold,
         max_examples=body.max_examples,
         labels=body.labels,
+        max_tokens=body.max_tokens,
+        json_schema=body.json_schema,
     )
 
 
@@ -27,6 +29,8 @@ def evaluation_out(job: Job) -> EvaluationOut:
         dataset=EvaluatedDataset(**payload["dataset"]),
         threshold=payload["threshold"],
         labels=payload.get("labels") or [],
+        max_tokens=payload.get("max_tokens"),
+        json_schema=payload.get("json_schema"),
         models=payload["models"],
         progress=job.progress or {},
         results=[ModelEvaluationOut(**r) for r in result.get("models") or []],

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from outrider.api.bodies import CheckedBody
-from outrider.services.evaluations import MAX_EXAMPLES, MAX_MODELS
+from outrider.services.evaluations import DEFAULT_MAX_TOKENS, MAX_EXAMPLES, MAX_MODELS
 
 EvaluationStatus = Literal["queued", "running", "complete", "failed", "stopped"]
 
@@ -20,8 +20,8 @@ class EvaluationIn(CheckedBody):
         ...,
         min_length=1,
         max_length=MAX_MODELS,
-        description="Encoder model ids (jobs, checkpoints, base models, '@deployments'); the first is the baseline "
-        "each other one is compared with.",
+        description="Model ids (jobs, checkpoints, base, upstream models, '@deployments'): encoders for extraction "
+        "data, decoders for decoder data; the first is the baseline each other one is compared with.",
     )
     dataset: str = Field(..., min_length=1, max_length=200, description="A dataset of this account.")
     version: int | Literal["latest"] | None = Field(None, description="A version number; default the latest.")
@@ -34,6 +34,12 @@ class EvaluationIn(CheckedBody):
         max_length=1000,
         description="The labels in the order the models were trained with (default sorted: the order Outrider's "
         "trainer uses). Must include every label of the dataset version.",
+    )
+    max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS, ge=1, le=4096, description="Decoders: the longest answer (greedy decoding)."
+    )
+    json_schema: dict[str, Any] | None = Field(
+        None, description="Decoders: a JSON schema the answers are checked against (the schema_valid rate)."
     )
 
 
@@ -53,7 +59,8 @@ class ModelEvaluationOut(BaseModel):
     metrics: dict[str, Any] = Field(
         ...,
         description="Extraction: micro, macro and per_label precision/recall/f1. Classification: accuracy, macro, "
-        "per_label and confusion_matrix ({labels, matrix[gold][predicted]}).",
+        "per_label and confusion_matrix ({labels, matrix[gold][predicted]}). Decoders: exact_match, json_valid, "
+        "schema_valid (null without a json_schema) and errors (examples whose call failed).",
     )
     latency_ms: dict[str, float] = Field(..., description="Per example (one served call each): mean, p50, p95, max.")
     tokens: int
@@ -68,6 +75,8 @@ class EvaluationOut(BaseModel):
     dataset: EvaluatedDataset
     threshold: float
     labels: list[str]
+    max_tokens: int | None = Field(None, description="Decoders: the longest answer.")
+    json_schema: dict[str, Any] | None = Field(None, description="Decoders: the schema answers were checked against.")
     models: list[dict[str, str]] = Field(..., description="[{model_id, model_used}], in the order asked.")
     progress: dict[str, Any]
     results: list[ModelEvaluationOut] = Field(..., description="One per model, as each is done.")

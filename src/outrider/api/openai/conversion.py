@@ -10,10 +10,13 @@ from typing import Any
 import numpy as np
 
 from outrider.backends.base import ModelSpec
+from outrider.core.capabilities import required_capabilities, tools_requested
 from outrider.core.embeddings import EmbeddingRequest
-from outrider.core.errors import InvalidRequest
+from outrider.core.errors import InvalidImage, InvalidRequest
 from outrider.core.ids import new_id
-from outrider.core.messages import ChatMessage, GenerationParams, GenerationResult, TokenLogprob
+from outrider.core.images import image_from_url, message_of
+from outrider.core.messages import ChatMessage, ContentPart, GenerationParams, GenerationResult, TokenLogprob
+from outrider.core.messages import TextPart as TextContent
 from outrider.core.usage import Usage
 from outrider.services.embeddings import EmbeddingOutcome
 from outrider.services.generation import GenerationRequest
@@ -24,6 +27,8 @@ from .schemas import (
     ChatMessageIn,
     CompletionRequest,
     EmbeddingsRequest,
+    ImageUrlPart,
+    ResponsesPart,
     ResponsesRequest,
     TextPart,
 )
@@ -32,12 +37,24 @@ DEFAULT_MAX_TOKENS = 256
 FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "cancelled": "stop"}
 
 
-def text_of(content: str | list[TextPart] | None) -> str:
+def content_parts(content: str | list[TextPart | ImageUrlPart | ResponsesPart] | None, where: str) -> list[ContentPart]:
+    """A message's content as neutral parts in order; images checked (``InvalidImage`` names the part)."""
     if content is None:
-        return ""
+        return []
     if isinstance(content, str):
-        return content
-    return "".join(part.text for part in content)
+        return [TextContent(content)]
+    parts: list[ContentPart] = []
+    for index, part in enumerate(content):
+        at = f"{where}[{index}]"
+        if isinstance(part, TextPart):
+            parts.append(TextContent(part.text))
+        elif isinstance(part, ImageUrlPart):
+            parts.append(image_from_url(part.image_url.url, at, part.image_url.detail))
+        elif part.image_url is None:
+            raise InvalidImage(f"{at}: uploaded files (file_id) are not supported; send image_url", param=at)
+        else:
+            parts.append(image_from_url(part.image_url, at, part.detail))
+    return parts
 
 
 def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
@@ -46,7 +63,7 @@ def chat_messages(messages: list[ChatMessageIn]) -> list[ChatMessage]:
         if message.role == "tool":
             raise InvalidRequest(f"messages[{index}]: tool messages are not supported", param=f"messages[{index}]")
         role = "system" if message.role == "developer" else message.role
-        out.append(ChatMessage(role=role, content=text_of(message.content)))
+        out.append(message_of(role, content_parts(message.content, f"messages[{index}].content")))
     return out
 
 
@@ -79,12 +96,14 @@ def to_chat_request(body: ChatCompletionRequest) -> GenerationRequest:
         stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.json_schema.schema_ if fmt and fmt.json_schema else None),
     )
+    messages = chat_messages(body.messages)
     return GenerationRequest(
         model_id=body.model,
-        messages=chat_messages(body.messages),
+        messages=messages,
         params=params,
         n=body.n,
         routing=RoutingOptions.from_wire(body.routing),
+        required_capabilities=required_capabilities(messages, tools=tools_requested(body.tools, body.tool_choice)),
     )
 
 
@@ -111,9 +130,9 @@ def responses_messages(body: ResponsesRequest) -> list[ChatMessage]:
     messages = [ChatMessage("system", body.instructions)] if body.instructions else []
     if isinstance(body.input, str):
         return [*messages, ChatMessage("user", body.input)]
-    for item in body.input:
+    for index, item in enumerate(body.input):
         role = "system" if item.role == "developer" else item.role
-        messages.append(ChatMessage(role=role, content=text_of(item.content)))
+        messages.append(message_of(role, content_parts(item.content, f"input[{index}].content")))
     return messages
 
 
@@ -126,11 +145,13 @@ def to_responses_request(body: ResponsesRequest) -> GenerationRequest:
         stream=bool(body.stream),
         **_json_params(fmt.type if fmt else None, fmt.schema_ if fmt else None),
     )
+    messages = responses_messages(body)
     return GenerationRequest(
         model_id=body.model,
-        messages=responses_messages(body),
+        messages=messages,
         params=params,
         routing=RoutingOptions.from_wire(body.routing),
+        required_capabilities=required_capabilities(messages, tools=tools_requested(body.tools, body.tool_choice)),
     )
 
 
@@ -289,8 +310,15 @@ def response_object(
 
 def model_object(spec: ModelSpec) -> dict[str, Any]:
     """OpenAI's model object, with Outrider's ``kind``: ``decoder`` (chat and completions), ``embedding``
-    (``/v1/embeddings``) or ``encoder`` (schema extraction)."""
-    return {"id": spec.id, "object": "model", "created": 0, "owned_by": spec.owned_by, "kind": spec.kind}
+    (``/v1/embeddings``) or ``encoder`` (schema extraction), and its ``capabilities`` (``vision``, ``tools``...)."""
+    return {
+        "id": spec.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": spec.owned_by,
+        "kind": spec.kind,
+        "capabilities": list(spec.capabilities),
+    }
 
 
 def to_embedding_request(body: EmbeddingsRequest) -> EmbeddingRequest:

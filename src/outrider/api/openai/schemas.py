@@ -6,7 +6,7 @@ is a 422 in OpenAI's error envelope naming the field.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,9 +22,34 @@ class TextPart(_Lenient):
     text: str
 
 
+class ImageUrl(_Lenient):
+    url: str
+    detail: str | None = None
+
+
+class ImageUrlPart(_Lenient):
+    """Chat Completions' image: ``{"type": "image_url", "image_url": {"url": "https://... or data:...", "detail"}}``."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class InputImagePart(_Lenient):
+    """The Responses API's image: ``{"type": "input_image", "image_url": "https://... or data:...", "detail"}``."""
+
+    type: Literal["input_image"]
+    image_url: str | None = None
+    file_id: str | None = None  # uploaded files are not kept here: refused with a message saying so
+    detail: str | None = None
+
+
+ChatPart = Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]
+ResponsesPart = Annotated[TextPart | InputImagePart, Field(discriminator="type")]
+
+
 class ChatMessageIn(_Lenient):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | list[ChatPart] | None = None
 
 
 class JsonSchemaSpec(_Lenient):
@@ -70,6 +95,9 @@ class ChatCompletionRequest(_Sampling, CheckedBody):
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: ResponseFormat | None = None
+    # Read to know what the model must support (``model: "auto"`` only picks tool-capable models for them).
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")  # Outrider extension: schema extraction
 
 
@@ -93,7 +121,7 @@ class ResponseText(_Lenient):
 
 class ResponseInputMessage(_Lenient):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    content: str | list[ResponsesPart]
     type: Literal["message"] | None = None
 
 
@@ -107,6 +135,8 @@ class ResponsesRequest(_Lenient, CheckedBody):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     stream: bool = False
     text: ResponseText | None = None
+    tools: list[dict[str, Any]] | None = None  # read as on chat completions
+    tool_choice: str | dict[str, Any] | None = None
     schema_: dict[str, Any] | None = Field(None, alias="schema")
 
 

@@ -29,6 +29,8 @@ def to_request(body: TrainingJobIn) -> TrainingRequest:
         seed=body.seed,
         validation_fraction=body.validation_fraction,
         early_stopping_patience=body.early_stopping_patience,
+        head_learning_rate=body.head_learning_rate,
+        entity_label_renaming=body.entity_label_renaming,
     )
 
 

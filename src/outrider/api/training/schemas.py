@@ -48,6 +48,19 @@ class TrainingJobIn(CheckedBody):
         description="End training after this many epochs in a row without a better validation F1 (encoders; "
         "default: train every epoch). The best validated checkpoint is the final model either way.",
     )
+    head_learning_rate: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Encoders: the extraction heads' learning rate (default 1e-2; real noisy NER data: 1e-3).",
+    )
+    entity_label_renaming: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Encoders: the chance that a training example's entity types are renamed 'entity 1', ... "
+        "(default: GLiNER2's 0.2; 0 keeps the real names).",
+    )
 
 
 class DatasetRefOut(BaseModel):

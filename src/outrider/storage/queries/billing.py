@@ -263,7 +263,10 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
             func.coalesce(func.sum(sub.c.cache_write_tokens), 0),
         )
     ).one()
-    rows = session.scalars(query.order_by(UsageRow.created_at.desc(), UsageRow.id.desc()).limit(limit).offset(offset))
+    newest_first = (UsageRow.created_at.desc(), UsageRow.id.desc())
+    # The page's ids from the index alone, then only those rows (see list_inferences).
+    page_ids = query.with_only_columns(UsageRow.id).order_by(*newest_first).limit(limit).offset(offset)
+    rows = session.scalars(select(UsageRow).where(UsageRow.id.in_(page_ids)).order_by(*newest_first))
     records = [_usage_record(r) for r in rows]
     return records, UsageTotals(*(int(value) for value in totals))
 

@@ -72,18 +72,24 @@ def list_jobs(
 
 
 def claim_next(session: Session, kinds: list[str], worker_id: str) -> Job | None:
-    """Take the oldest queued job of one of ``kinds``. The UPDATE is a compare-and-set on ``status``: of
-    two workers that picked the same candidate, exactly one changes a row (SQLite serialises writers;
-    PostgreSQL re-checks the WHERE clause after the row lock), the other tries the next candidate."""
+    """Take the oldest queued job of one of ``kinds``. On PostgreSQL the candidate is locked with ``FOR UPDATE
+    SKIP LOCKED``: workers claiming at the same time each take a different row without waiting on each other.
+    On SQLite (one writer at a time) the UPDATE is a compare-and-set on ``status``: of two workers that picked
+    the same candidate, exactly one changes a row, the other tries the next candidate."""
     if not kinds:
         return None
-    candidates = session.scalars(
-        select(JobRow.id)
-        .where(JobRow.status == "queued", JobRow.kind.in_(kinds))
-        .order_by(JobRow.created_at, JobRow.id)
-        .limit(8)
-    ).all()
+    queued = (
+        select(JobRow).where(JobRow.status == "queued", JobRow.kind.in_(kinds)).order_by(JobRow.created_at, JobRow.id)
+    )
     stamp = now()
+    if session.get_bind().dialect.name == "postgresql":
+        row = session.scalars(queued.limit(1).with_for_update(skip_locked=True)).first()
+        if row is None:
+            return None
+        row.status, row.worker_id, row.started_at, row.heartbeat_at = "running", worker_id, stamp, stamp
+        session.flush()
+        return _job(row)
+    candidates = session.scalars(queued.with_only_columns(JobRow.id).limit(8)).all()
     for job_id in candidates:
         claimed = session.execute(
             update(JobRow)

@@ -27,19 +27,27 @@ def _in_window(account_id: str, since: datetime, until: datetime):
     return (UsageRow.account_id == account_id, UsageRow.created_at >= since, UsageRow.created_at < until)
 
 
+# Up to this many records a window's latencies are sorted; past it they are read in latency order instead.
+SORT_AT_MOST = 10_000
+
+
 def latency_percentile(
     session: Session, account_id: str, since: datetime, until: datetime, *, count: int, fraction: float
 ) -> float | None:
-    """The latency at ``fraction`` (nearest rank) of the ``count`` records in the window; None when empty."""
+    """The latency at ``fraction`` (nearest rank) of the ``count`` records in the window; None when empty.
+
+    Two plans over the indexes of migration 0008, picked by the window's size. A large window is read in latency
+    order from ``(account_id, latency_ms, created_at)``, stopping at the rank (the walk passes the account's
+    records outside the window too, so it costs about the same for any window). A small one is sorted from
+    the window's covering index: ``latency_ms + 0`` keeps the planner off the latency index. Measured on a
+    busy machine over 100,000 records: the last day's 4,000 sorted 2 ms, walked 37 ms; the month's 100,000
+    sorted 560 ms, walked 49 ms."""
     if count <= 0:
         return None
     rank = min(count - 1, max(0, math.ceil(fraction * count) - 1))
+    order = UsageRow.latency_ms + 0 if count <= SORT_AT_MOST else UsageRow.latency_ms
     value = session.scalar(
-        select(UsageRow.latency_ms)
-        .where(*_in_window(account_id, since, until))
-        .order_by(UsageRow.latency_ms)
-        .limit(1)
-        .offset(rank)
+        select(UsageRow.latency_ms).where(*_in_window(account_id, since, until)).order_by(order).limit(1).offset(rank)
     )
     return float(value) if value is not None else None
 

@@ -111,6 +111,24 @@ const Outrider = (() => {
     });
   }
 
+  /** A button that asks ``question`` first (a cancel does nothing), then runs ``work`` disabled; errors land
+      in ``errorId``. For every change that cannot be undone or stops something. */
+  function onConfirmedClick(button, question, errorId, work) {
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      if (!window.confirm(question)) return;
+      button.disabled = true;
+      showError(errorId, null);
+      try {
+        await work();
+      } catch (error) {
+        showError(errorId, error);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [name, value] of Object.entries(attrs || {})) {
@@ -142,5 +160,5 @@ const Outrider = (() => {
     });
   }
 
-  return { request, json, pieces, showError, onSubmit, el, usd, ApiError };
+  return { request, json, pieces, showError, onSubmit, onConfirmedClick, el, usd, ApiError };
 })();

@@ -1,0 +1,1 @@
+"""The judge configuration surface (``/judge-config``, ``/judge-configs``)."""
