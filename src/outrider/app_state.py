@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from outrider.backends.devices import configure_device
 from outrider.backends.registry import ModelRegistry
 from outrider.backends.upstream import UpstreamProviders
 from outrider.config import Settings, prepare_data_dir
@@ -107,6 +108,7 @@ def configure_torch(settings: Settings) -> None:
 def build_services(settings: Settings) -> Services:
     """Open the database (migrating it), bootstrap the admin account, declare the models."""
     prepare_data_dir(settings.data_dir)  # also for settings built without build_settings
+    configure_device(settings.device)  # OUTRIDER_DEVICE=cuda without a GPU is refused here, at start-up
     db = Database.from_settings(settings)
     db.migrate()
     broadcast = broadcast_for(settings.redis_url)  # nothing is contacted until start() (the server's lifespan)

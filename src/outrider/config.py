@@ -199,6 +199,34 @@ class Settings(BaseSettings):
     retrain_check_interval_s: float = Field(
         30.0, gt=0, description="How often a worker advances retrain runs and starts those whose corrections arrived."
     )
+    job_backend: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "Where jobs run: `local` (the embedded worker or `outrider worker` processes) or `ray` (Ray tasks on "
+            "the cluster at `ray_address`; needs the `ray` extra and a data directory shared with the Ray nodes)."
+        ),
+    )
+    ray_address: str | None = Field(
+        None,
+        description=(
+            "Ray cluster the `ray` job backend submits to (`HOST:6379`, `ray://HOST:10001`, `auto`); "
+            "unset: a local Ray."
+        ),
+    )
+    ray_job_resources: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description=(
+            "Per job kind, what its Ray task asks for: `num_cpus`, `num_gpus`, `memory_mb` "
+            '(e.g. `{"training": {"num_cpus": 4, "num_gpus": 1, "memory_mb": 8000}}`); unset keys: 1 CPU, no GPU '
+            "(1 GPU for training when `device` names CUDA), no memory reservation."
+        ),
+    )
+    device: str = Field(
+        "auto",
+        description=(
+            "Where models run and train: `auto` (the first GPU when there is one, else CPU), `cpu`, `cuda`, `cuda:N`."
+        ),
+    )
     training_price_per_hour_usd: float = Field(
         0.0, ge=0, description="USD charged per hour a training job's trainer runs (metered every few seconds)."
     )
@@ -269,6 +297,20 @@ class Settings(BaseSettings):
         if self.environment == "production" and weak_secret:
             raise ValueError("OUTRIDER_SECRET_KEY must be set to 32+ random characters in production")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _valid_device(cls, value: str) -> str:
+        from outrider.backends.devices import parse_device
+
+        return parse_device(value)  # syntax only: whether that GPU exists is checked when services start
+
+    @field_validator("ray_job_resources")
+    @classmethod
+    def _valid_ray_job_resources(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        from outrider.jobs.ray_resources import validate_resources
+
+        return validate_resources(value)
 
     @field_validator("rate_limits")
     @classmethod

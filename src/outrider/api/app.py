@@ -26,7 +26,7 @@ from outrider.api.telemetry import RequestTelemetry
 from outrider.api.training.routes import router as training_router
 from outrider.app_state import Services, build_services
 from outrider.config import Settings
-from outrider.jobs.worker import start_embedded_worker
+from outrider.jobs.backends import start_embedded_worker
 from outrider.ui import install_ui
 
 log = logging.getLogger(__name__)

@@ -73,8 +73,11 @@ class HFDecoder:
     def load(cls, path: str, *, max_batch: int = 8, max_wait_s: float = 0.01) -> HFDecoder:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from outrider.backends.devices import placement
+
+        where = placement("decoder")  # bfloat16 on a GPU, float32 on the CPU (OUTRIDER_DEVICE)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=where.torch_dtype()).to(where.device)
         model.eval()
         return cls(model, tokenizer, max_batch=max_batch, max_wait_s=max_wait_s)
 

@@ -47,14 +47,17 @@ class MeanPoolingEncoder:
     def load(cls, folder: Path) -> MeanPoolingEncoder:
         from transformers import AutoModel, AutoTokenizer
 
+        from outrider.backends.devices import placement
+
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        model = AutoModel.from_pretrained(str(folder)).eval()
+        model = AutoModel.from_pretrained(str(folder)).to(placement("embedding").device).eval()
         return cls(tokenizer, model, max_seq_length(folder))
 
     def encode(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
         import torch
 
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        batch = batch.to(self.model.device)  # the GPU under OUTRIDER_DEVICE=cuda; a no-op on the CPU
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -250,8 +250,14 @@ class Gliner2Encoder:
         form kept under ``optimized_dir`` when that form passes its check (``backends/encoder_onnx``)."""
         from gliner2 import AutoExtractor
 
+        from outrider.backends.devices import placement
+
+        where = placement("encoder")  # float32 on either device: thresholded span scores move in half precision
         model = AutoExtractor.from_pretrained(path_or_id)
+        model.to(where.device)
         model.eval()
+        if where.is_cuda:
+            runtime = "torch"  # the int8 ONNX form runs on the CPU only
         if os.path.isdir(path_or_id):
             loaded = cls(model, max_batch, LabelHead.load(path_or_id), calibrated_thresholds(path_or_id))
         else:

@@ -19,7 +19,7 @@ def worker(
 
     from outrider.app_state import build_services
     from outrider.config import build_settings
-    from outrider.jobs.worker import Worker
+    from outrider.jobs.backends import make_worker
     from outrider.observability.logs import configure_logging
 
     settings = build_settings(data_dir=data_dir, worker_concurrency=concurrency)
@@ -27,7 +27,7 @@ def worker(
     services = build_services(settings)
 
     async def run() -> None:
-        job_worker = Worker(services)
+        job_worker = make_worker(services)  # OUTRIDER_JOB_BACKEND: here, or Ray tasks
         task = asyncio.create_task(job_worker.run_forever())
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

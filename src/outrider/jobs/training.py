@@ -27,13 +27,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from outrider.backends.devices import current_device
 from outrider.config import Settings
 from outrider.core.errors import BackendError
 from outrider.jobs.registry import JobContext, JobHandlers, StopRequested
 from outrider.services.billing import BillingService
 from outrider.services.training import TRAINING_JOB_KIND, TrainingService
 from outrider.storage.records import Job
-from outrider.training.runner import LOG_FILE, STOP_FILE
+from outrider.training.runner import DEVICE_ENV, LOG_FILE, STOP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class TrainerRun:
         env = {
             **os.environ,
             "OUTRIDER_TRAINER_PARENT": str(os.getpid()),
+            DEVICE_ENV: current_device(),  # where this process serves is where its trainers train
             "OMP_NUM_THREADS": str(self.threads),
             "MKL_NUM_THREADS": str(self.threads),
             "TOKENIZERS_PARALLELISM": "false",

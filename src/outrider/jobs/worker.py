@@ -219,7 +219,8 @@ class Worker:
         self._running[job.id] = (task, ctx)
         log.info("worker %s runs %s job %s", self.worker_id, job.kind, job.id)
 
-    async def _run(self, ctx: RunningJob) -> None:
+    async def _run(self, ctx: RunningJob) -> str:
+        """Run a claimed job's handler and record how it ended; returns the final status."""
         job = ctx.job
         kind = self.handlers.get(job.kind)
         status, error, result = "complete", None, None
@@ -242,6 +243,7 @@ class Worker:
             self._running.pop(job.id, None)
             self._wake.set()
         await asyncio.shield(asyncio.to_thread(self._finish, job.id, status, error, result))
+        return status
 
     def _finish(self, job_id: str, status: str, error: str | None, result: dict | None) -> None:
         with self.db.session() as s:
@@ -306,19 +308,40 @@ class Worker:
                 continue
             log.warning("job %s failed: %s", job.id, reason)
             failed.append(marked)
-            kind = self.handlers.get(job.kind)
-            if kind is not None and kind.recover is not None:
-                try:
-                    kind.recover(marked)
-                except Exception:
-                    log.exception("recovery of abandoned job %s failed", job.id)
+            self.run_recovery(marked)
         return failed
 
+    def run_recovery(self, failed: Job) -> None:
+        """Run the recovery hook of a job failed because what ran it died (e.g. close a partial dataset)."""
+        kind = self.handlers.get(failed.kind)
+        if kind is not None and kind.recover is not None:
+            try:
+                kind.recover(failed)
+            except Exception:
+                log.exception("recovery of abandoned job %s failed", failed.id)
 
-async def start_embedded_worker(services: WorkerServices) -> Worker | None:
-    """The server's worker, unless ``OUTRIDER_EMBEDDED_WORKER`` is off."""
-    if not services.settings.embedded_worker:
-        return None
-    worker = Worker(services)
-    await worker.start()
-    return worker
+
+async def run_claimed_job(
+    services: WorkerServices, job: Job, worker_id: str, *, where: dict[str, Any] | None = None
+) -> str:
+    """Run one job already claimed by ``worker_id`` to its end, heartbeating it meanwhile: what a Ray task
+    does on its node (``jobs/ray_backend.py``), with the embedded worker's code. ``where`` (the node and
+    process) is written to the job's progress first, so operators see where it runs."""
+    worker = Worker(services, worker_id=worker_id)
+    ctx = RunningJob(worker, job)
+    if where:
+        await ctx.progress(ray=where)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(worker.heartbeat_s)
+            try:
+                await worker.beat(ctx)
+            except Exception:
+                log.exception("heartbeat of job %s failed", job.id)
+
+    beating = asyncio.create_task(heartbeat())
+    try:
+        return await worker._run(ctx)
+    finally:
+        beating.cancel()

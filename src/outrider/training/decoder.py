@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from outrider.backends.adapters import read_metadata
+from outrider.backends.devices import current_device
 from outrider.training.loop import (
     CheckpointCallback,
     Hooks,
@@ -201,14 +202,18 @@ def generate_answers(
         ]
         # Left padding lines every prompt's end up at the last column, where generation continues.
         width = max(len(p) for p in prompts)
-        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=model.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=model.device)
         with torch.inference_mode():
             out = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id
             )
         answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
     return answers
+
+
+def _on_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {name: tensor.to(device) for name, tensor in batch.items()}
 
 
 def evaluate(
@@ -228,7 +233,7 @@ def evaluate(
     total_loss, total_tokens = 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(val_examples), config.eval_batch_size):
-            batch = pad_batch(val_examples[start : start + config.eval_batch_size], pad_id)
+            batch = _on_device(pad_batch(val_examples[start : start + config.eval_batch_size], pad_id), model.device)
             tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # the model shifts labels by one
             total_loss += float(model(**batch).loss) * tokens
             total_tokens += tokens
@@ -260,7 +265,7 @@ class DecoderTask:
     weights_dir: Path  # the base weights' folder
 
     def loss(self, batch: list[int], step: int) -> Any:
-        padded = pad_batch([self.train_examples[i] for i in batch], self.pad_id)
+        padded = _on_device(pad_batch([self.train_examples[i] for i in batch], self.pad_id), self.model.device)
         return self.model(**padded).loss  # mean cross-entropy over the answer tokens of the batch
 
     def validate(self) -> dict[str, Any]:
@@ -317,6 +322,7 @@ def run_decoder_training(
     order_rng = begin_run(train_records, config.epochs, config.num_threads, config.seed)
 
     model, tokenizer, base_id, weights_dir = _load_trainable(base_dir, config)
+    model.to(current_device())  # OUTRIDER_DEVICE, passed down by the job (float32 weights, bf16 autocast steps)
     model.train()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train_examples = _encode_records(tokenizer, model, train_records, config.max_length)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from outrider.backends.adapters import METADATA_FILE
+from outrider.backends.devices import autocast
 
 ProgressCallback = Callable[[int, int, float], None]  # step, epoch, loss
 CheckpointCallback = Callable[[Path, int, dict[str, Any]], None]  # folder, step, metrics
@@ -121,7 +122,8 @@ def train_loop(task: TrainingTask, settings: LoopSettings, hooks: Hooks) -> RunS
         for batch in epoch_batches(settings.examples, settings.batch_size, settings.order_rng):
             # 2. One optimizer step; only this is timed, so seconds per step mean training alone.
             tick = time.perf_counter()
-            loss = task.loss(batch, run.step)
+            with autocast():  # bfloat16 forward on a GPU (mixed precision); nothing on the CPU
+                loss = task.loss(batch, run.step)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(settings.parameters, settings.max_grad_norm)
             settings.optimizer.step()

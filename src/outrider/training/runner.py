@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from outrider.backends.adapters import read_metadata
+from outrider.backends.devices import configure_device
 
 SPEC_FILE = "spec.json"
 TRAIN_FILE = "train.jsonl"
@@ -38,6 +39,7 @@ VAL_FILE = "val.jsonl"
 STOP_FILE = "STOP"
 OUTPUT_DIR = "output"
 LOG_FILE = "train.log"
+DEVICE_ENV = "OUTRIDER_TRAINER_DEVICE"  # the resolved device (cpu, cuda:N) the job gives its trainer
 
 log = logging.getLogger("outrider.training.runner")
 
@@ -222,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     job_dir = Path(args[0])
     events = take_stdout()
     die_with_parent()
+    # The device the job's worker resolved from OUTRIDER_DEVICE (the trainer builds no settings of its own).
+    configure_device(os.environ.get(DEVICE_ENV, "cpu"))
     should_stop = StopSignal(job_dir)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
