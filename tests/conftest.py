@@ -11,6 +11,12 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: never wait for network retries
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # scripts/test runs two workers on CI's two cores: one torch thread each (set before torch is imported; the
+    # servers, trainers and worker processes they start inherit it). Two threads per worker oversubscribe the
+    # cores, which made decoding several times slower (tests/synthesis/test_engine.py measured it).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import socket
 import threading
@@ -76,7 +82,8 @@ def start_server(settings: Settings) -> RunningServer:
     return RunningServer(f"http://127.0.0.1:{settings.port}", settings, app, server, thread)
 
 
-# Developers may point this at a folder to reuse built and trained models between local runs; CI never sets it.
+# Developers may point this at a folder to reuse built and trained models between local runs; scripts/test points
+# it at a temporary folder when unset, so that its workers build and train each model once between them.
 MODEL_CACHE = os.environ.get("OUTRIDER_TEST_MODEL_CACHE")
 
 

@@ -214,8 +214,9 @@ def test_gliner2s_own_classification_head_learns_with_the_label_order_curriculum
     from gliner2 import AutoExtractor
 
     val = intent_records(40, 1)
-    result, _ = train(minilm_base, tmp_path, intent_records(120, 0), val, epochs=8, classification_method="gliner")
-    assert result.metrics["accuracy"] >= 0.5, result.metrics  # 0.875 (0.15-0.45 without the curriculum)
+    result, _ = train(minilm_base, tmp_path, intent_records(120, 0), val, epochs=5, classification_method="gliner")
+    # 0.85 after these 75 steps, 0.875 after 120 (0.15-0.45 without the curriculum)
+    assert result.metrics["accuracy"] >= 0.5, result.metrics
     assert not (result.model_dir / LABEL_HEAD_CONFIG).exists()
     model = AutoExtractor.from_pretrained(str(result.model_dir))  # classifies with gliner2 alone
     answer = model.classify_text("my card was stolen please", {"intent": list(INTENTS)})
