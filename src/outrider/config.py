@@ -308,7 +308,7 @@ class Settings(BaseSettings):
     @field_validator("ray_job_resources")
     @classmethod
     def _valid_ray_job_resources(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        from outrider.jobs.ray_resources import validate_resources
+        from outrider.core.job_resources import validate_resources
 
         return validate_resources(value)
 

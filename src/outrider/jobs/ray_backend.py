@@ -25,7 +25,7 @@ from typing import Any
 
 from outrider.config import Settings
 from outrider.core.errors import OutriderError
-from outrider.jobs.ray_resources import GPU_KINDS
+from outrider.core.job_resources import GPU_KINDS
 from outrider.jobs.worker import Worker, WorkerServices, run_claimed_job
 from outrider.storage.queries import jobs as q
 from outrider.storage.records import Job

@@ -1,5 +1,5 @@
 """What a job's Ray task asks Ray for (``OUTRIDER_RAY_JOB_RESOURCES``): checked when settings are built, used
-by ``jobs/ray_backend.py`` when it submits. Kept apart from the backend so that settings can check it
+by ``jobs/ray_backend.py`` when it submits. In core, apart from the backend, so that settings can check it
 without importing the worker or Ray (or the settings themselves)."""
 
 from __future__ import annotations
