@@ -11,7 +11,9 @@ from outrider.api.anthropic.streaming import message_stream
 from outrider.api.errors import envelope, responses_stream_error, stream_error, surface_of
 from outrider.api.openai.streaming import DONE, chat_stream, responses_stream
 from outrider.core import errors
+from outrider.core.messages import ChatMessage
 from outrider.core.usage import Usage
+from outrider.services.generation import GenerationRequest
 
 CASES = [
     (errors.InvalidRequest, 422, "invalid_request_error", "invalid_request_error"),
@@ -75,6 +77,7 @@ class FailingGeneration:
 
     def __init__(self, error: errors.OutriderError) -> None:
         self.error = error
+        self.request = GenerationRequest(model_id="m", messages=[ChatMessage("user", "hi")])
 
     async def chunks(self) -> AsyncIterator[tuple[int, object]]:
         raise self.error

@@ -127,10 +127,14 @@ def test_responses_two_turns(oai, scripted, provider, stream):
     (call,) = first.output
     assert call.type == "function_call" and call.name == "get_weather"
     assert json.loads(call.arguments) == {"city": "Paris"} and first.status == "completed"
+    # the response echoes the request's tools and choice, as OpenAI's does
+    assert [t.name for t in first.tools] == [t["name"] for t in RESPONSES_TOOLS]
+    assert first.tool_choice == "auto" and first.parallel_tool_calls is True
     if stream:
         with oai.responses.stream(model=model, input=QUESTION, tools=RESPONSES_TOOLS) as events:
             deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
             final = events.get_final_response()
+        assert [t.name for t in final.tools] == [t["name"] for t in RESPONSES_TOOLS]
         (streamed,) = final.output
         assert "".join(deltas) == streamed.arguments == call.arguments and len(deltas) > 1
         assert (streamed.call_id, streamed.name) == (call.call_id, call.name)

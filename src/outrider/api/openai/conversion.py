@@ -371,7 +371,10 @@ def response_object(
     incomplete: str | None = None,
     message_id: str | None = None,
     tool_calls: tuple[ToolCall, ...] = (),
+    params: GenerationParams | None = None,
 ) -> dict[str, Any]:
+    """A Responses object; ``params`` (the request's) are echoed as OpenAI echoes them: the tools, the tool
+    choice, parallel calls and the sampling settings."""
     output = []
     if text is not None and (text or not tool_calls):  # a call without text has no message item
         output.append(
@@ -395,11 +398,7 @@ def response_object(
         "incomplete_details": {"reason": incomplete} if incomplete else None,
         "instructions": None,
         "metadata": {},
-        "parallel_tool_calls": False,
-        "tool_choice": "none",
-        "tools": [],
-        "temperature": None,
-        "top_p": None,
+        **_echoed(params),
         "usage": None
         if usage is None
         else {
@@ -411,6 +410,22 @@ def response_object(
             **cache_extension(usage),
             "cost": usage.cost_usd,
         },
+    }
+
+
+def _echoed(params: GenerationParams | None) -> dict[str, Any]:
+    if params is None:  # schema extraction answers: no generation settings
+        return {"parallel_tool_calls": False, "tool_choice": "none", "tools": [], "temperature": None, "top_p": None}
+    choice = params.tool_choice
+    return {
+        "parallel_tool_calls": params.parallel_tool_calls,
+        "tool_choice": {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode,
+        "tools": [
+            {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in params.tools
+        ],
+        "temperature": params.temperature,
+        "top_p": params.top_p,
     }
 
 

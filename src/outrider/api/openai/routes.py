@@ -76,7 +76,14 @@ async def responses(body: ResponsesRequest, request: Request, who: ChatCaller, s
     incomplete = "max_output_tokens" if result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
     response = conv.response_object(
-        new_id("resp"), model, result.text, outcome.usage, status, incomplete, tool_calls=result.tool_calls
+        new_id("resp"),
+        model,
+        result.text,
+        outcome.usage,
+        status,
+        incomplete,
+        tool_calls=result.tool_calls,
+        params=active.request.params,
     )
     return routed_json(response, active)
 

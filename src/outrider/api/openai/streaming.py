@@ -163,6 +163,7 @@ async def responses_stream(active: ActiveGeneration, model: str, tools: bool = F
     message, opened at once; with them output items open as they begin (the message at its first text, a
     function call at its first piece). All close, in order, once generation ends."""
     response_id, message_id = new_id("resp"), new_id("msg")
+    params = active.request.params  # echoed in the response objects of the events
     sequence = 0
 
     def event(kind: str, **fields: Any) -> str:
@@ -185,8 +186,12 @@ async def responses_stream(active: ActiveGeneration, model: str, tools: bool = F
             ),
         ]
 
-    yield event("response.created", response=response_object(response_id, model, None, None, "in_progress"))
-    yield event("response.in_progress", response=response_object(response_id, model, None, None, "in_progress"))
+    yield event(
+        "response.created", response=response_object(response_id, model, None, None, "in_progress", params=params)
+    )
+    yield event(
+        "response.in_progress", response=response_object(response_id, model, None, None, "in_progress", params=params)
+    )
     if not tools:
         for line in open_message():
             yield line
@@ -251,7 +256,15 @@ async def responses_stream(active: ActiveGeneration, model: str, tools: bool = F
     incomplete = "max_output_tokens" if result.finish_reason == "length" else None
     status = "incomplete" if incomplete else "completed"
     final = response_object(
-        response_id, model, full, active.usage, status, incomplete, message_id, tool_calls=result.tool_calls
+        response_id,
+        model,
+        full,
+        active.usage,
+        status,
+        incomplete,
+        message_id,
+        tool_calls=result.tool_calls,
+        params=params,
     )
     yield event("response.incomplete" if incomplete else "response.completed", response=final)
 
