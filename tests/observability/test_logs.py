@@ -66,3 +66,19 @@ def test_json_lines_are_objects_with_extras_and_tracebacks(restore_root):
     assert failed["request_id"] == "req-8" and failed["route"] == "/x" and failed["status"] == 500
     assert "ValueError: bad value" in failed["exception"]
     assert plain["request_id"] is None and "exception" not in plain and plain["time"].endswith("+00:00")
+
+
+def test_the_default_handler_follows_a_replaced_stderr(restore_root, monkeypatch):
+    # A command run under a captured stderr (a test runner's, then closed) must not leave later records
+    # failing on the closed stream: each record goes to the stderr of the moment.
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure_logging("info", "text")
+    log = logging.getLogger("outrider.test")
+    log.info("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    log.info("two")
+    assert second.getvalue().rstrip().endswith("INFO outrider.test [-]: two")
+    assert "Logging error" not in second.getvalue()

@@ -58,9 +58,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not the one at configuration time (as the
+    logging module's own last-resort handler does): a command run with a replaced stderr (a test runner's
+    capture, an embedding program) never leaves the process logging to a stream that was closed since."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
-    """Replace the root logger's handlers with one writing to ``stream`` (stderr) in ``log_format``."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Replace the root logger's handlers with one writing to ``stream`` (default: the current stderr) in
+    ``log_format``."""
+    handler = logging.StreamHandler(stream) if stream is not None else CurrentStderrHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
