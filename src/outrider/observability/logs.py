@@ -86,4 +86,7 @@ def configure_logging(level: str, log_format: LogFormat, stream: TextIO | None =
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request it sends at INFO: in a CLI command's output and in the server's log (upstream
+    # calls) that is noise next to Outrider's own lines; its warnings still show.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     return handler
