@@ -113,14 +113,12 @@ def started(
             process.kill()
 
 
-def account_on_credit(url: str) -> str:
+def account_on_credit(url: str, name: str = "bench-metered") -> str:
     """A new account with $1,000 of credit (through the admin API); returns its key."""
     admin = {"X-API-Key": KEY}
-    created = httpx.post(f"{url}/accounts", json={"name": "bench-metered"}, headers=admin)
+    created = httpx.post(f"{url}/accounts", json={"name": name}, headers=admin)
     created.raise_for_status()
-    granted = httpx.post(
-        f"{url}/credits/grants", json={"account_name": "bench-metered", "amount_usd": 1000}, headers=admin
-    )
+    granted = httpx.post(f"{url}/credits/grants", json={"account_name": name, "amount_usd": 1000}, headers=admin)
     granted.raise_for_status()
     return created.json()["api_key"]["key"]
 

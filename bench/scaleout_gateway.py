@@ -1,28 +1,31 @@
 """Gateway requests/s and added latency on PostgreSQL and Redis with one and two API processes, next to one process
 on SQLite, in the same run.
 
-    uv run python bench/scaleout_gateway.py [--requests 300] [--concurrency 32]
+    uv run python bench/scaleout_gateway.py [--requests 300] [--concurrency 32] [--rounds 3]
         [--database-url postgresql+psycopg://...] [--redis-url redis://...]
 
-Starts, on loopback, the minimal OpenAI-compatible upstream of ``bench/gateway_overhead.py`` and, one after the
-other: ``outrider serve`` on SQLite (in-memory rate limits, the embedded default); ``outrider serve`` on
-PostgreSQL with its rate-limit windows and broadcast in Redis; ``outrider serve --workers 2`` on the same. Each is
-measured as ``gateway_overhead.py`` does (sequential requests for p50/p99 and the added latency over the direct
-call, then N concurrent clients for requests/s), once with the bootstrap admin's key (unlimited: metered in usage,
-never reserved) and once with a key on credit ("metered": a reservation before each call, the exact charge
-after). Without ``--database-url`` / ``--redis-url`` a throwaway PostgreSQL and redis-server are started in
-temporary folders (``tests/external_services.py``; the Debian packages of ``scripts/install-services``); each
-configuration gets a fresh database. Target: metered requests/s on PostgreSQL with one process at least 80% of
-SQLite's.
+Starts, on loopback, the minimal OpenAI-compatible upstream of ``bench/gateway_overhead.py`` and, side by side:
+``outrider serve`` on SQLite (in-memory rate limits, the embedded default); ``outrider serve`` on PostgreSQL with
+its rate-limit windows and broadcast in Redis; ``outrider serve --workers 2`` on the same. Each is measured as
+``gateway_overhead.py`` does (sequential requests for p50/p99 and the added latency over the direct call, then N
+concurrent clients for requests/s), once with the bootstrap admin's key (unlimited: metered in usage, never
+reserved) and once with a key on credit ("metered": a reservation before each call, the exact charge after). The
+requests/s runs go in rounds, each configuration once per round, and the table gives each one's median: on a shared
+machine a configuration measured alone, minutes after another, meets different neighbours. Without
+``--database-url`` / ``--redis-url`` a throwaway PostgreSQL and redis-server are started in temporary folders
+(``tests/external_services.py``; the Debian packages of ``scripts/install-services``); each configuration gets a
+fresh database. Target: metered requests/s on PostgreSQL with one process at least 80% of SQLite's.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -36,8 +39,10 @@ from bench.gateway_overhead import (  # noqa: E402
     UPSTREAM_MODEL,
     UPSTREAM_SOURCE,
     account_on_credit,
+    concurrent,
     measure,
     print_rows,
+    sequential,
     started,
 )
 
@@ -74,10 +79,22 @@ def configurations(postgres: object, redis_url: str) -> Iterator[tuple[str, dict
         )
 
 
+def latencies(name: str, url: str, model: str, headers: dict, args: argparse.Namespace) -> dict:
+    """p50 and p99 of sequential requests (after a warm-up); requests/s come later, in rounds."""
+    asyncio.run(sequential(url, model, headers, 30))
+    seen = asyncio.run(sequential(url, model, headers, args.requests))
+    return {"name": name, "p50": statistics.median(seen), "p99": statistics.quantiles(seen, n=100)[-1], "rounds": []}
+
+
+def requests_per_second(url: str, model: str, headers: dict, args: argparse.Namespace) -> float:
+    return asyncio.run(concurrent(url, model, headers, args.requests * 2, args.concurrency))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="sequential requests (x2 for the rps run)")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients of the rps run")
+    parser.add_argument("--rounds", type=int, default=3, help="requests/s runs of each configuration, interleaved")
     parser.add_argument("--database-url", help="an existing PostgreSQL database (default: a throwaway server)")
     parser.add_argument("--redis-url", help="an existing Redis (default: a throwaway redis-server)")
     args = parser.parse_args()
@@ -102,24 +119,37 @@ def main() -> None:
         with (
             stores(args) as (postgres, redis_url),
             started([sys.executable, str(work / "upstream.py"), str(up_port)], f"{upstream}/models"),
+            contextlib.ExitStack() as servers,
         ):
             results.append(measure("upstream direct", upstream, UPSTREAM_MODEL, {}, args))
+            runs = []  # (label, gateway URL, headers)
             for index, (label, env, extra) in enumerate(configurations(postgres, redis_url)):
                 port = free_port()
                 env = {**base_env, **env, "OUTRIDER_DATA_DIR": str(work / f"data-{index}")}
                 serve = [sys.executable, "-m", "outrider", "serve", "--port", str(port), *extra]
-                with started(serve, f"http://127.0.0.1:{port}/health", env):
-                    url = f"http://127.0.0.1:{port}"
-                    results.append(measure(label, f"{url}/v1", model, {"X-API-Key": KEY}, args))
-                    metered = account_on_credit(url)
-                    results.append(measure(f"{label}, metered", f"{url}/v1", model, {"X-API-Key": metered}, args))
+                servers.enter_context(started(serve, f"http://127.0.0.1:{port}/health", env))
+                url = f"http://127.0.0.1:{port}"
+                runs.append((label, url, {"X-API-Key": KEY}))
+                runs.append((f"{label}, metered", url, {"X-API-Key": account_on_credit(url, f"bench-metered-{index}")}))
+            for label, url, headers in runs:
+                results.append(latencies(label, f"{url}/v1", model, headers, args))
+            for _ in range(args.rounds):
+                for row, (_, url, headers) in zip(results[1:], runs, strict=True):
+                    row["rounds"].append(requests_per_second(f"{url}/v1", model, headers, args))
+            for row in results[1:]:
+                row["rps"] = statistics.median(row["rounds"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     load = os.getloadavg()[0]
-    print(f"{args.requests} sequential requests, then {args.requests * 2} with {args.concurrency} clients; ")
+    print(
+        f"{args.requests} sequential requests, then {args.rounds} rounds of {args.requests * 2} with "
+        f"{args.concurrency} clients (req/s: the median of the rounds)"
+    )
     print(f"{len(os.sched_getaffinity(0))} cores shared by client, gateways, upstream and stores; load {load:.1f}")
     print_rows(results, width=38)
+    for row in results[1:]:
+        print(f"  {row['name']}: {', '.join(f'{rps:.0f}' for rps in row['rounds'])} req/s")
     by_name = {row["name"]: row for row in results}
     ratio = by_name["PostgreSQL+Redis, 1 process, metered"]["rps"] / by_name["SQLite, 1 process, metered"]["rps"]
     print(f"metered requests/s, PostgreSQL / SQLite with one process: {ratio:.0%} (target >= 80%)")

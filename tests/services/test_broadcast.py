@@ -106,3 +106,50 @@ async def test_hits_leave_a_redis_window_after_its_period(redis_server):
     await asyncio.sleep(1.05)  # both hits have left the window: their costs are taken off the sum
     counted, stats = await windows.hit_with_stats(second, "expiry", cost=3)
     assert counted and stats.remaining == 0
+
+
+async def test_a_request_counts_in_all_its_redis_windows_or_in_none_like_in_memory(redis_server):
+    from outrider.services.rate_limits import LocalWindows
+
+    request = [
+        (parse("4/minute"), ("chat", "key", "all-k")),
+        (parse("5/minute"), ("chat", "account", "all-a")),
+        (parse("3/minute"), ("rpm", "all-k")),
+    ]
+    other_key = [(parse("4/minute"), ("chat", "key", "all-k2")), request[1]]
+    first, second, local = windows_for(redis_server.url), windows_for(redis_server.url), LocalWindows()
+
+    async def outcomes(store, processes) -> list[list[tuple[bool, int]]]:
+        seen = []
+        for n in range(6):  # the account's window is shared with another key's requests
+            hits = request if n % 2 == 0 else other_key
+            seen.append([(fits, stats.remaining) for fits, stats in await processes[n % len(processes)].hit_all(hits)])
+        return seen
+
+    shared = await outcomes(first, [first, second])
+    assert shared == await outcomes(local, [local])
+    assert shared[4] == [(True, 1), (True, 0), (True, 0)]  # the account's fifth request fills two windows
+    assert shared[5] == [(True, 2), (False, 0)]  # the other key has room, the account has none: refused
+    limit, identifiers = request[0]
+    assert (await second.get_window_stats(limit, *identifiers)).remaining == 1
+    limit, identifiers = other_key[0]
+    assert (await second.get_window_stats(limit, *identifiers)).remaining == 2  # the refusal counted nothing
+
+
+async def test_concurrent_requests_share_script_calls_and_are_counted_exactly(redis_server):
+    windows = windows_for(redis_server.url)
+    script, calls = windows._batch, []
+
+    async def counted_script(**kw):
+        calls.append(len(kw["args"]))
+        return await script(**kw)
+
+    windows._batch = counted_script
+    limit = parse("30/minute")
+    request = [(limit, ("chat", "key", "burst")), (parse("1000/minute"), ("chat", "account", "burst"))]
+    outcomes = await asyncio.gather(*(windows.hit_all(request) for _ in range(50)))
+    assert [fits for (fits, _), _ in outcomes] == [True] * 30 + [False] * 20  # in the order they were asked
+    assert [stats.remaining for (_, stats), _ in outcomes[:30]] == list(range(29, -1, -1))
+    account_has_room, account = outcomes[-1][1]
+    assert account_has_room and account.remaining == 970  # the refused twenty counted nowhere
+    assert len(calls) < 5  # fifty requests, a few round trips

@@ -90,3 +90,30 @@ def test_it_agrees_with_the_limits_library_on_a_burst():
 def test_memory_urls_use_the_local_windows_and_others_go_through_limits():
     assert isinstance(windows_for("memory://"), LocalWindows)
     assert isinstance(windows_for("async+memory://"), LocalWindows)
+
+
+def test_a_request_counts_in_all_its_windows_or_in_none(clock):
+    windows = LocalWindows()
+    # its key's and its account's windows for the group, and a short one standing for the key's own limit
+    request = [
+        (parse("5/minute"), ("chat", "key", "k1")),
+        (parse("6/minute"), ("chat", "account", "a1")),
+        (parse("3/second"), ("rpm", "k1")),
+    ]
+
+    async def run():
+        seen = []
+        for _ in range(4):
+            seen.append([(fits, stats.remaining) for fits, stats in await windows.hit_all(request)])
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen[:3] == [
+        [(True, 4), (True, 5), (True, 2)],
+        [(True, 3), (True, 4), (True, 1)],
+        [(True, 2), (True, 3), (True, 0)],
+    ]
+    # the per-second window is full: refused, and the other two windows did not count it
+    assert seen[3] == [(True, 2), (True, 3), (False, 0)]
+    clock.now += 1.5
+    assert [fits for fits, _ in asyncio.run(windows.hit_all(request))] == [True, True, True]

@@ -82,9 +82,10 @@ class _Ask:
 
 
 def _reserve_batch(session: Session, asks: list[_Ask]) -> list[Balance | None]:
-    """One conditional ``UPDATE`` per reservation, in order, in the batch's transaction (so the balance can
+    """The reservations in order, in the batch's transaction, by conditional ``UPDATE``s (so the balance can
     never be over-reserved): None when reserved, otherwise the balance that could not cover it."""
-    return [None if q.reserve(session, a.account_id, a.amount) else q.get_balance(session, a.account_id) for a in asks]
+    reserved = q.reserve_many(session, [(a.account_id, a.amount) for a in asks])
+    return [None if ok else q.get_balance(session, a.account_id) for a, ok in zip(asks, reserved, strict=True)]
 
 
 class BillingService:

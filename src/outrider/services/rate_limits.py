@@ -5,7 +5,7 @@ Groups: ``inference`` (native /inference), ``chat`` (the OpenAI and Anthropic ge
 ``generate`` and ``training`` (their jobs' endpoints). A request must fit both its key's window and its
 account's window (several keys cannot multiply an account's allowance). Counters live in memory by
 default, or in Redis (``OUTRIDER_RATE_LIMIT_STORAGE=redis://...``, ``redis_windows.RedisWindows``: one round trip
-per window) when several API processes serve; any other ``limits`` storage URL goes through ``limits``.
+per request) when several API processes serve; any other ``limits`` storage URL goes through ``limits``.
 
 A key may also carry its own ``rpm_limit`` (requests per minute over every group) and ``tpm_limit``
 (tokens per minute: a request is refused while the key's last minute already used its tokens; each call's
@@ -48,6 +48,10 @@ class WindowState:
         }
 
 
+# A window of ``Windows.hit_all``: its limit and its identifiers.
+Window = tuple[RateLimitItem, tuple[str, ...]]
+
+
 class Windows(Protocol):
     """Moving-window counters: ``hit`` counts ``cost`` when it fits (True) or nothing (False)."""
 
@@ -60,6 +64,22 @@ class Windows(Protocol):
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
 
     async def clear(self, item: RateLimitItem, *identifiers: str) -> None: ...
+
+    async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
+        """Count one hit in every window if each has room for it, else in none: per window, whether it had
+        room and its state after."""
+        ...
+
+
+async def _hit_each(counters: Windows, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
+    """``hit_all`` one window after the other, stopping at the first without room (whose predecessors keep
+    their hit): for stores without a script that does it at once."""
+    seen = []
+    for item, identifiers in windows:
+        seen.append(await counters.hit_with_stats(item, *identifiers))
+        if not seen[-1][0]:
+            break
+    return seen
 
 
 class LocalWindows:
@@ -111,6 +131,16 @@ class LocalWindows:
         self._hits.pop(key, None)
         self._sums.pop(key, None)
 
+    async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
+        # No await between the check and the hits: nothing else runs on the loop in between.
+        now = time.time()
+        room = [self._window(item, identifiers, now)[1] + 1 <= item.amount for item, identifiers in windows]
+        if all(room):
+            for item, identifiers in windows:
+                await self.hit(item, *identifiers)
+        stats = [await self.get_window_stats(item, *identifiers) for item, identifiers in windows]
+        return list(zip(room, stats, strict=True))
+
     def _sweep(self, now: float) -> None:
         self._since_sweep = 0
         for key in [k for k, hits in self._hits.items() if not hits or hits[-1][0] <= now - k[1]]:
@@ -137,6 +167,9 @@ class LimitsWindows:
     async def clear(self, item: RateLimitItem, *identifiers: str) -> None:
         await self._limiter.clear(item, *identifiers)
 
+    async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
+        return await _hit_each(self, windows)
+
 
 def windows_for(storage_url: str) -> Windows:
     if storage_url.removeprefix("async+").startswith("memory://"):
@@ -161,38 +194,34 @@ class RateLimiter:
     async def hit(self, group: str, who: Principal) -> WindowState | None:
         """Count one request; raise ``RateLimited`` (with Retry-After and X-RateLimit-* headers) when over."""
         item = self._items.get(group)
-        states = []
         # A group without a configured limit still counts against the key's own request and token limits.
-        for scope, ident in (("key", who.caller_id), ("account", who.account.id)) if item is not None else ():
-            allowed, stats = await self._limiter.hit_with_stats(item, group, scope, ident)
-            state = WindowState(item.amount, stats.remaining, stats.reset_time)
+        windows: list[tuple[str, Window]] = []  # (what a refusal says, the window)
+        if item is not None:
+            per = f"rate limit of {item.amount} {group} requests per {item.GRANULARITY.name} exceeded for this"
+            windows.append((f"{per} key", (item, (group, "key", who.caller_id))))
+            windows.append((f"{per} account", (item, (group, "account", who.account.id))))
+        if who.rpm_limit:
+            rpm = RateLimitItemPerMinute(who.rpm_limit)
+            windows.append(
+                (f"this key's limit of {rpm.amount} requests per minute is exceeded", (rpm, ("rpm", who.caller_id)))
+            )
+        states = []
+        # Every window in one call (one round trip with Redis): counted in all of them, or in none when one has
+        # no room (stores without such a script keep the hits before the full window).
+        outcomes = await self._limiter.hit_all([window for _, window in windows]) if windows else []
+        for (refusal, (limit, _)), (allowed, stats) in zip(
+            windows, outcomes, strict=False
+        ):  # _hit_each stops at a refusal
+            state = WindowState(limit.amount, stats.remaining, stats.reset_time)
             if not allowed:
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))
                 raise RateLimited(
-                    f"rate limit of {item.amount} {group} requests per {item.GRANULARITY.name} exceeded "
-                    f"for this {scope}; retry in {retry_after} s",
-                    retry_after=retry_after,
-                    headers=state.headers(),
+                    f"{refusal}; retry in {retry_after} s", retry_after=retry_after, headers=state.headers()
                 )
             states.append(state)
-        if who.rpm_limit:
-            states.append(await self._hit_key_rpm(who))
         if who.tpm_limit:
             states.append(await self._check_key_tpm(who))
         return min(states, key=lambda s: s.remaining) if states else None
-
-    async def _hit_key_rpm(self, who: Principal) -> WindowState:
-        item = RateLimitItemPerMinute(who.rpm_limit)
-        allowed, stats = await self._limiter.hit_with_stats(item, "rpm", who.caller_id)
-        state = WindowState(item.amount, stats.remaining, stats.reset_time)
-        if not allowed:
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-            raise RateLimited(
-                f"this key's limit of {item.amount} requests per minute is exceeded; retry in {retry_after} s",
-                retry_after=retry_after,
-                headers=state.headers(),
-            )
-        return state
 
     async def _check_key_tpm(self, who: Principal) -> WindowState:
         item = RateLimitItemPerMinute(who.tpm_limit)

@@ -82,10 +82,10 @@ class Recorder:
             ],
         )
         billing_q.insert_usages(session, [item.usage for item in items])
-        for item in items:
-            if item.hold is not None:
-                billing_q.settle(
-                    session,
+        billing_q.settle_many(
+            session,
+            [
+                billing_q.Settlement(
                     item.hold.account_id,
                     reserved=item.hold.amount,
                     cost=item.usage.cost_micro_usd,
@@ -94,6 +94,10 @@ class Recorder:
                     api_key_id=item.usage.api_key_id,
                     model_id=item.usage.model_id,
                 )
+                for item in items
+                if item.hold is not None
+            ],
+        )
         return [None] * len(items)
 
     async def _release_holds(self, batch: list[_Pending]) -> None:

@@ -3,7 +3,8 @@
 Items submitted while a batch is being written go together in the next batch: one transaction on the
 database's writer thread (``Database.writer``), so concurrent calls cost one commit instead of one each and
 the hot writes of a process never wait on each other's SQLite write lock. Each caller's future gets its
-own item's outcome, or the batch's exception (after ``on_failure`` has run).
+own item's outcome, or the batch's exception (after ``on_failure`` has run). A batch whose connection was lost
+(the database restarted, or dropped it) is rolled back and written once more on a fresh connection.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from outrider.storage.db import Database
@@ -57,8 +59,10 @@ class GroupCommit(Generic[Item, Outcome]):
             items = [item for item, _ in batch]
 
             def work(items: list[Item] = items) -> list[Outcome]:
-                with self.db.session() as session:
-                    return self.write(session, items)
+                try:
+                    return self._write_once(items)
+                except _ConnectionLost:
+                    return self._write_once(items)  # the engine has replaced its dead connections
 
             try:
                 outcomes = await self.db.in_writer(work)
@@ -70,6 +74,20 @@ class GroupCommit(Generic[Item, Outcome]):
                 continue
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 _settle(future, result=outcome)
+
+    def _write_once(self, items: list[Item]) -> list[Outcome]:
+        with self.db.session() as session:
+            try:
+                return self.write(session, items)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise _ConnectionLost from exc
+                raise
+            # A failure in the commit itself (on leaving the block) is not retried: it may have committed.
+
+
+class _ConnectionLost(Exception):
+    """The batch's connection was found dead before its commit: nothing of it was written."""
 
 
 def _settle(future: asyncio.Future, *, result: object = None, exception: BaseException | None = None) -> None:

@@ -4,7 +4,7 @@ Money is integer micro-dollars throughout. The balance is only ever changed by a
 ``UPDATE`` (atomic in SQLite and PostgreSQL alike), so concurrent calls cannot overdraw it:
 
 - ``reserve`` moves an amount into ``reserved`` only if ``balance - reserved`` covers it;
-- ``settle`` charges the final cost (never more than what was reserved) and frees the reservation;
+- ``settle_many`` charges calls' final costs (never more than what was reserved) and frees their reservations;
 - ``add_credit`` adds a grant or a refund; ``charge_up_to`` takes at most what is available (jobs).
 
 Each change of the balance writes a ``credit_transactions`` row carrying the balance after it.
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
@@ -33,23 +33,59 @@ def get_balance(session: Session, account_id: str) -> Balance | None:
     return Balance(row.id, row.balance_micro_usd, row.reserved_micro_usd, bool(row.unlimited_credits))
 
 
+# The statements every metered call runs, built once: Core statements on the table (an ORM-enabled ``update``
+# evaluates its criteria against the session's loaded objects, and building the expression each time costs as
+# much again). ``get_balance`` refreshes what a session loaded, so nothing reads a stale balance.
+_accounts = AccountRow.__table__
+_RESERVE = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("account"),
+        _accounts.c.balance_micro_usd - _accounts.c.reserved_micro_usd >= bindparam("amount"),
+    )
+    .values(reserved_micro_usd=_accounts.c.reserved_micro_usd + bindparam("amount"))
+)
+_RELEASE = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("account"))
+    .values(reserved_micro_usd=_accounts.c.reserved_micro_usd - bindparam("amount"))
+)
+_CHANGE_BALANCE = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("account"))
+    .values(
+        balance_micro_usd=_accounts.c.balance_micro_usd + bindparam("delta"),
+        reserved_micro_usd=_accounts.c.reserved_micro_usd + bindparam("reserved_delta"),
+    )
+    .returning(_accounts.c.balance_micro_usd)
+)
+
+
 def reserve(session: Session, account_id: str, amount: int) -> bool:
     """Hold ``amount`` for a call in flight; False when the available balance cannot cover it."""
-    available = AccountRow.balance_micro_usd - AccountRow.reserved_micro_usd
-    result = session.execute(
-        update(AccountRow)
-        .where(AccountRow.id == account_id, available >= amount)
-        .values(reserved_micro_usd=AccountRow.reserved_micro_usd + amount)
-    )
-    return result.rowcount == 1
+    return session.execute(_RESERVE, {"account": account_id, "amount": amount}).rowcount == 1
+
+
+def reserve_many(session: Session, asks: list[tuple[str, int]]) -> list[bool]:
+    """Hold each ``(account_id, amount)`` of a batch, in order, as ``reserve`` would one by one: one statement
+    per account when its available balance covers the batch's sum (every prefix then fits too), otherwise one
+    per ask. On a server database each statement is a round trip, and a burst of calls is mostly one account's."""
+    by_account: dict[str, list[int]] = {}
+    for index, (account_id, _) in enumerate(asks):
+        by_account.setdefault(account_id, []).append(index)
+    reserved = [False] * len(asks)
+    for account_id, indexes in by_account.items():
+        if len(indexes) > 1 and reserve(session, account_id, sum(asks[i][1] for i in indexes)):
+            for i in indexes:
+                reserved[i] = True
+            continue
+        for i in indexes:
+            reserved[i] = reserve(session, account_id, asks[i][1])
+    return reserved
 
 
 def release(session: Session, account_id: str, amount: int) -> None:
-    session.execute(
-        update(AccountRow)
-        .where(AccountRow.id == account_id)
-        .values(reserved_micro_usd=AccountRow.reserved_micro_usd - amount)
-    )
+    session.execute(_RELEASE, {"account": account_id, "amount": amount})
 
 
 def clear_reservations(session: Session) -> int:
@@ -64,20 +100,11 @@ def total_reserved(session: Session) -> int:
 
 
 def _change_balance(session: Session, account_id: str, delta: int, *, reserved_delta: int = 0) -> int:
-    result = session.execute(
-        update(AccountRow)
-        .where(AccountRow.id == account_id)
-        .values(
-            balance_micro_usd=AccountRow.balance_micro_usd + delta,
-            reserved_micro_usd=AccountRow.reserved_micro_usd + reserved_delta,
-        )
-        .returning(AccountRow.balance_micro_usd)
-    )
-    return int(result.scalar_one())
+    params = {"account": account_id, "delta": delta, "reserved_delta": reserved_delta}
+    return int(session.execute(_CHANGE_BALANCE, params).scalar_one())
 
 
-def _transaction(
-    session: Session,
+def _transaction_fields(
     account_id: str,
     kind: str,
     amount: int,
@@ -88,8 +115,8 @@ def _transaction(
     model_id: str | None = None,
     description: str | None = None,
     created_by: str | None = None,
-) -> CreditTransaction:
-    fields = {
+) -> dict[str, object]:
+    return {
         "id": new_id("txn"),
         "account_id": account_id,
         "kind": kind,
@@ -100,9 +127,15 @@ def _transaction(
         "model_id": model_id,
         "description": description,
         "created_by": created_by,
-        "created_at": now(),
+        "created_at": now(),  # per row, in the order of a batch's charges
     }
-    # A Core insert: every charged call writes one, and ORM objects cost a flush each.
+
+
+def _transaction(
+    session: Session, account_id: str, kind: str, amount: int, balance_after: int, **details: str | None
+) -> CreditTransaction:
+    # A Core insert: ORM objects cost a flush each.
+    fields = _transaction_fields(account_id, kind, amount, balance_after, **details)
     session.execute(insert(CreditTransactionRow.__table__).values(**fields))
     return _credit_transaction(CreditTransactionRow(**fields))
 
@@ -130,28 +163,55 @@ def add_credit(
     )
 
 
-def settle(
-    session: Session,
-    account_id: str,
-    *,
-    reserved: int,
-    cost: int,
-    kind: str,
-    reference_id: str | None,
-    api_key_id: str | None,
-    model_id: str | None,
-) -> CreditTransaction | None:
-    """Charge ``cost`` and free the reservation, in the caller's transaction. Callers keep ``cost`` within
-    ``reserved``; a larger one is capped there, so a wrong estimate can never overdraw the account."""
-    cost = min(cost, reserved)
-    if cost == 0:
-        if reserved:
-            release(session, account_id, reserved)
-        return None
-    after = _change_balance(session, account_id, -cost, reserved_delta=-reserved)
-    return _transaction(
-        session, account_id, kind, -cost, after, reference_id=reference_id, api_key_id=api_key_id, model_id=model_id
-    )
+@dataclass(frozen=True)
+class Settlement:
+    """One call's charge: its reservation and its exact cost. The cost charged is capped at the reservation
+    (callers keep it within), so a wrong estimate can never overdraw the account."""
+
+    account_id: str
+    reserved: int
+    cost: int
+    kind: str
+    reference_id: str | None
+    api_key_id: str | None
+    model_id: str | None
+
+
+def settle_many(session: Session, settlements: list[Settlement]) -> None:
+    """Charge each call's cost and free its reservation, in the caller's transaction (a call that cost nothing
+    only frees it): one balance update per account and one insert of all the charges, not two statements per
+    call (each a round trip on a server database). Each charge row carries the balance after it, as if the calls
+    had been settled one by one in order."""
+    by_account: dict[str, list[Settlement]] = {}
+    for settlement in settlements:
+        by_account.setdefault(settlement.account_id, []).append(settlement)
+    charges = []
+    for account_id, group in by_account.items():
+        costs = [min(s.cost, s.reserved) for s in group]
+        reserved = sum(s.reserved for s in group)
+        if not any(costs):
+            if reserved:
+                release(session, account_id, reserved)
+            continue
+        after = _change_balance(session, account_id, -sum(costs), reserved_delta=-reserved)
+        balance = after + sum(costs)  # before this batch: the row is locked by the update until commit
+        for settlement, cost in zip(group, costs, strict=True):
+            if cost == 0:
+                continue
+            balance -= cost
+            charges.append(
+                _transaction_fields(
+                    account_id,
+                    settlement.kind,
+                    -cost,
+                    balance,
+                    reference_id=settlement.reference_id,
+                    api_key_id=settlement.api_key_id,
+                    model_id=settlement.model_id,
+                )
+            )
+    if charges:
+        session.execute(insert(CreditTransactionRow.__table__), charges)
 
 
 def charge_up_to(

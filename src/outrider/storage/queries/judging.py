@@ -87,10 +87,11 @@ def enqueue_sampled(session: Session, records: list[tuple[str, str, str | None]]
     if not records:
         return 0
     accounts = {account_id for _, account_id, _ in records}
-    configs = {
-        (row.account_id, row.project_id): (row.judge_model, row.sampling_rate)
-        for row in session.scalars(select(JudgeConfigRow).where(JudgeConfigRow.account_id.in_(accounts)))
-    }
+    columns = (JudgeConfigRow.account_id, JudgeConfigRow.project_id, JudgeConfigRow.judge_model)
+    rows = session.execute(
+        select(*columns, JudgeConfigRow.sampling_rate).where(JudgeConfigRow.account_id.in_(accounts))
+    )
+    configs = {(account_id, project): (model, rate) for account_id, project, model, rate in rows}
     if not configs:
         return 0
     stamp = now()
