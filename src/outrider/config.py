@@ -136,7 +136,12 @@ class Settings(BaseSettings):
     )
     torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: all cores).")
     auth_cache_ttl_s: float = Field(
-        5.0, ge=0, description="Seconds a verified API key is trusted without a database read (0 disables)."
+        5.0,
+        ge=0,
+        description=(
+            "Seconds a verified API key, and an account's judge configurations, are trusted without a database "
+            "read (0 disables)."
+        ),
     )
     rate_limits: dict[str, str] = Field(
         default_factory=lambda: {

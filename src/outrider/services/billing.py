@@ -94,7 +94,7 @@ class BillingService:
         # Concurrent calls on credit cost one commit instead of one each; a reservation is wanted only while
         # its caller waits.
         self._reservations: GroupCommit[_Ask, Balance | None] = GroupCommit(
-            db, _reserve_batch, drop_when_caller_gone=True
+            db, _reserve_batch, drop_when_caller_gone=True, reservations=True
         )
         self._background: set[asyncio.Task] = set()
 

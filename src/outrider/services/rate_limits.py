@@ -132,14 +132,23 @@ class LocalWindows:
         self._sums.pop(key, None)
 
     async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
-        # No await between the check and the hits: nothing else runs on the loop in between.
+        # No await in here: nothing else runs on the loop between the check and the hits.
         now = time.time()
-        room = [self._window(item, identifiers, now)[1] + 1 <= item.amount for item, identifiers in windows]
-        if all(room):
-            for item, identifiers in windows:
-                await self.hit(item, *identifiers)
-        stats = [await self.get_window_stats(item, *identifiers) for item, identifiers in windows]
-        return list(zip(room, stats, strict=True))
+        seen = [(item, *self._window(item, identifiers, now)) for item, identifiers in windows]
+        counted = all(used + 1 <= item.amount for item, _, used in seen)
+        outcomes = []
+        for item, key, used in seen:
+            if counted:
+                self._hits.setdefault(key, deque()).append((now, 1))
+                self._sums[key] = used = used + 1
+            hits = self._hits.get(key)
+            reset = (hits[0][0] if hits else now) + item.get_expiry()
+            outcomes.append((counted or used + 1 <= item.amount, WindowStats(reset, max(0, item.amount - used))))
+        if counted:
+            self._since_sweep += 1
+            if self._since_sweep >= self.SWEEP_EVERY:
+                self._sweep(now)
+        return outcomes
 
     def _sweep(self, now: float) -> None:
         self._since_sweep = 0

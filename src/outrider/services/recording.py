@@ -18,6 +18,7 @@ from outrider.core.ids import new_id
 from outrider.core.usage import Usage
 from outrider.services.accounts import Principal
 from outrider.services.billing import Hold, charge_kind
+from outrider.services.judge_configs import SamplingConfigs
 from outrider.storage.db import Database
 from outrider.storage.group_commit import GroupCommit
 from outrider.storage.queries import billing as billing_q
@@ -61,26 +62,32 @@ class Recorder:
     response is sent, without one commit per request under load)."""
 
     def __init__(
-        self, db: Database, token_meter: TokenMeter | None = None, observer: CallObserver | None = None
+        self,
+        db: Database,
+        token_meter: TokenMeter | None = None,
+        observer: CallObserver | None = None,
+        sampling: SamplingConfigs | None = None,
     ) -> None:
+        """``sampling``: the judge configurations the records are sampled with (read with each group without)."""
         self.db = db
         self.token_meter = token_meter
         self.observer = observer
+        self.sampling = sampling
         self._pending: set[asyncio.Task] = set()
         self._commits: GroupCommit[_Pending, None] = GroupCommit(db, self._write, on_failure=self._release_holds)
 
-    @staticmethod
-    def _write(session: Session, items: list[_Pending]) -> list[None]:
+    def _write(self, session: Session, items: list[_Pending]) -> list[None]:
         q.insert_inferences(session, [(i.inference_id, i.inference) for i in items if i.inference is not None])
         # The judge's sample is drawn here, when the record is written; the worker judges it later.
-        judging_q.enqueue_sampled(
-            session,
-            [
-                (i.inference_id, i.inference.account_id, i.inference.project_id)
-                for i in items
-                if i.inference is not None and i.inference_id is not None and i.inference.status == "success"
-            ],
-        )
+        judged = [
+            (i.inference_id, i.inference.account_id, i.inference.project_id)
+            for i in items
+            if i.inference is not None and i.inference_id is not None and i.inference.status == "success"
+        ]
+        if judged:
+            accounts = {account_id for _, account_id, _ in judged}
+            configs = self.sampling.configs(session, accounts) if self.sampling is not None else None
+            judging_q.enqueue_sampled(session, judged, configs)
         billing_q.insert_usages(session, [item.usage for item in items])
         billing_q.settle_many(
             session,

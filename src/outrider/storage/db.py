@@ -113,6 +113,11 @@ class Database:
         # the calls that arrived meanwhile: one at a time, they never wait on each other's SQLite write lock
         # inside this process, and handing work to it costs less than to a shared pool.
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-db-writer")
+        # A server database locks rows, not the file: credit reservations get a thread of their own there, so a
+        # call's reservation does not queue behind the records being written (each a few network round trips).
+        self.reservation_writer = (
+            self.writer if is_sqlite else ThreadPoolExecutor(max_workers=1, thread_name_prefix="outrider-db-reserver")
+        )
         self._head: str | None = None  # the migrations' head revision, read once
 
     @classmethod
@@ -163,10 +168,13 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    async def in_writer(self, work: Callable[[], T]) -> T:
-        """Run ``work`` (a write transaction) on the writer thread and wait for it."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, work)
+    async def in_writer(self, work: Callable[[], T], *, reservations: bool = False) -> T:
+        """Run ``work`` (a write transaction) on the writer thread (``reservations``: the one of credit
+        reservations) and wait for it."""
+        executor = self.reservation_writer if reservations else self.writer
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     def dispose(self) -> None:
+        self.reservation_writer.shutdown(wait=True)
         self.writer.shutdown(wait=True)  # what was handed to the writer is written first
         self.engine.dispose()

@@ -31,6 +31,7 @@ class GroupCommit(Generic[Item, Outcome]):
         *,
         on_failure: Callable[[list[Item]], Awaitable[None]] | None = None,
         drop_when_caller_gone: bool = False,
+        reservations: bool = False,
     ) -> None:
         """``write`` runs a batch in one session and returns one outcome per item, in order.
         ``drop_when_caller_gone``: items submitted from an event loop that has since ended are not written
@@ -39,6 +40,7 @@ class GroupCommit(Generic[Item, Outcome]):
         self.write = write
         self.on_failure = on_failure
         self.drop_when_caller_gone = drop_when_caller_gone
+        self.reservations = reservations  # written on the database's reservation thread
         self._queue: list[tuple[Item, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
@@ -65,7 +67,7 @@ class GroupCommit(Generic[Item, Outcome]):
                     return self._write_once(items)  # the engine has replaced its dead connections
 
             try:
-                outcomes = await self.db.in_writer(work)
+                outcomes = await self.db.in_writer(work, reservations=self.reservations)
             except Exception as exc:
                 if self.on_failure is not None:
                     await self.on_failure(items)

@@ -80,18 +80,32 @@ def sampled(inference_id: str, rate: float) -> bool:
     return draw < rate
 
 
-def enqueue_sampled(session: Session, records: list[tuple[str, str, str | None]]) -> int:
-    """Queue for judging those of the new successful records ``(inference_id, account_id, project_id)`` that
-    their configuration samples (a project's own configuration, else the account's). One indexed read per
-    batch of records: this runs inside the recorder's group commit."""
-    if not records:
-        return 0
-    accounts = {account_id for _, account_id, _ in records}
+# What ``enqueue_sampled`` needs of an account's configurations: (account_id, project_id or ACCOUNT_WIDE) ->
+# (judge model, sampling rate).
+SamplingConfigs = dict[tuple[str, str], tuple[str, float]]
+
+
+def sampling_configs(session: Session, account_ids: set[str]) -> SamplingConfigs:
+    """The judge configurations of these accounts, for ``enqueue_sampled`` (one indexed read)."""
+    if not account_ids:
+        return {}
     columns = (JudgeConfigRow.account_id, JudgeConfigRow.project_id, JudgeConfigRow.judge_model)
     rows = session.execute(
-        select(*columns, JudgeConfigRow.sampling_rate).where(JudgeConfigRow.account_id.in_(accounts))
+        select(*columns, JudgeConfigRow.sampling_rate).where(JudgeConfigRow.account_id.in_(account_ids))
     )
-    configs = {(account_id, project): (model, rate) for account_id, project, model, rate in rows}
+    return {(account_id, project): (model, rate) for account_id, project, model, rate in rows}
+
+
+def enqueue_sampled(
+    session: Session, records: list[tuple[str, str, str | None]], configs: SamplingConfigs | None = None
+) -> int:
+    """Queue for judging those of the new successful records ``(inference_id, account_id, project_id)`` that
+    their configuration samples (a project's own configuration, else the account's). ``configs``: the accounts'
+    configurations when the caller has them (the recorder keeps them cached), else they are read here."""
+    if not records:
+        return 0
+    if configs is None:
+        configs = sampling_configs(session, {account_id for _, account_id, _ in records})
     if not configs:
         return 0
     stamp = now()
