@@ -55,3 +55,32 @@ def browser_tab(chromium: Path, base_url: str, timeout_ms: int) -> Iterator:
         yield tab
         context.close()
         browser.close()
+
+
+def dashboard_server(folder: Path, base_models_dir: Path, demo_model_dir: Path, password: str, **extra: object):
+    """A real server for a module's browser tests: the admin signs in with ``password``, the demo extractor is
+    served with prices, and rate limits stay out of the way (``rate_limits`` adds to them)."""
+    from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
+
+    limits = {**GENEROUS_LIMITS, **extra.pop("rate_limits", {})}  # type: ignore[dict-item]
+    settings = make_settings(
+        folder,
+        base_models_dir,
+        admin_password=password,
+        model_dirs=[demo_model_dir],
+        model_prices=PRICES,
+        rate_limits=limits,
+        **extra,
+    )
+    return start_server(settings)
+
+
+def sign_in(tab, username: str, password: str, *, lands_on: str = r"/ui/$") -> None:
+    """Through the sign-in form, waiting for the page it sends to."""
+    import re
+
+    tab.goto("/ui/login")
+    tab.get_by_label("Username or email").fill(username)
+    tab.get_by_label("Password").fill(password)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(re.compile(lands_on))

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import GENEROUS_LIMITS, PRICES, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, dashboard_server, sign_in, snap
 
 ADMIN_PASSWORD = "dashboard admin password"
 MINILM = "outrider/gliner2-minilm-l6"
@@ -31,17 +30,15 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @pytest.fixture(scope="module")
 def dash(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
-    settings = make_settings(
+    running = dashboard_server(
         tmp_path_factory.mktemp("dashboard"),
         base_models_dir,
-        admin_password=ADMIN_PASSWORD,
-        model_dirs=[demo_model_dir],
-        model_prices=PRICES,
-        rate_limits={**GENEROUS_LIMITS, "training": "100000/minute"},
+        demo_model_dir,
+        ADMIN_PASSWORD,
+        rate_limits={"training": "100000/minute"},
         job_heartbeat_s=1.0,
         training_stop_grace_s=10.0,
     )
-    running = start_server(settings)
     yield running
     running.stop()
 
@@ -82,11 +79,7 @@ def test_the_sign_in_page_never_sends_to_another_site(page, dash):
         page.wait_for_url(re.compile(r"/ui/$"))
         assert page.url == f"{dash.url}/ui/", target
         page.context.clear_cookies()
-    page.goto("/ui/login")
-    page.get_by_label("Username or email").fill("admin")
-    page.get_by_label("Password").fill(ADMIN_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/ui/$"))
+    sign_in(page, "admin", ADMIN_PASSWORD)
 
 
 def test_a_new_key_is_shown_once_works_and_is_revoked_after_confirmation(page, dash, shots):
@@ -171,11 +164,7 @@ def test_an_owner_adds_a_user_and_a_viewer_cannot_see_users(page, dash, shots):
 
     viewer = page.context.browser.new_context(viewport=DESKTOP, base_url=dash.url)
     tab = viewer.new_page()
-    tab.goto("/ui/login")
-    tab.get_by_label("Username or email").fill("vic")
-    tab.get_by_label("Password").fill(password)
-    tab.get_by_role("button", name="Sign in").click()
-    tab.wait_for_url(re.compile(r"/ui/$"))
+    sign_in(tab, "vic", password)
     assert tab.get_by_role("link", name="Users").count() == 0 and "vic · viewer" in tab.locator(".whoami").inner_text()
     assert tab.goto("/ui/users").status == 403
     assert "needs the owner role" in tab.locator("#main").inner_text()

@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from outrider.storage.queries import jobs as jobs_q
 from outrider.storage.queries import training as training_q
 from tests.api.test_evaluations import ner_examples, upload
-from tests.conftest import GENEROUS_LIMITS, PRICES, SMOL, make_settings, start_server
-from tests.ui.browser import DESKTOP, PHONE, browser_tab, snap
+from tests.conftest import SMOL
+from tests.ui.browser import DESKTOP, PHONE, browser_tab, dashboard_server, sign_in, snap
 
 ADMIN_PASSWORD = "loop dashboard password"
 DEMO = "demo-extractor"
@@ -33,15 +33,9 @@ expect.set_options(timeout=TIMEOUT_MS)
 
 @pytest.fixture(scope="module")
 def loop(chromium, tmp_path_factory, base_models_dir, demo_model_dir):
-    settings = make_settings(
-        tmp_path_factory.mktemp("loop-dashboard"),
-        base_models_dir,
-        admin_password=ADMIN_PASSWORD,
-        model_dirs=[demo_model_dir],
-        model_prices=PRICES,
-        rate_limits=GENEROUS_LIMITS,
+    running = dashboard_server(
+        tmp_path_factory.mktemp("loop-dashboard"), base_models_dir, demo_model_dir, ADMIN_PASSWORD
     )
-    running = start_server(settings)
     with running.client() as client:  # traffic to review, and a held-out set to evaluate on
         for text in TEXTS:
             answer = client.post("/inference", json={"model_id": DEMO, "text": text, "schema": SCHEMA})
@@ -77,11 +71,7 @@ def trained_checkpoint(server, account_id: str, demo_model_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def page(chromium, loop) -> Iterator:
     with browser_tab(chromium, loop.url, TIMEOUT_MS) as tab:
-        tab.goto("/ui/login")
-        tab.get_by_label("Username or email").fill("admin")
-        tab.get_by_label("Password").fill(ADMIN_PASSWORD)
-        tab.get_by_role("button", name="Sign in").click()
-        tab.wait_for_url(re.compile(r"/ui/$"))
+        sign_in(tab, "admin", ADMIN_PASSWORD)
         yield tab
 
 

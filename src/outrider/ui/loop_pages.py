@@ -16,21 +16,16 @@ from outrider.api.training.conversion import job_out
 from outrider.core.deployments import is_deployment_id
 from outrider.core.errors import OutriderError
 from outrider.evaluation.scoring import EVALUATED_TASK_TYPES
-from outrider.services.accounts import Principal
 from outrider.storage.queries.inferences import InferenceFilter
 
 from .auth import PageUser
-from .render import ListFilters, PageNo, page, pager
+from .render import ListFilters, PageNo, error_page, page, pager
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 REVIEW_PAGE = 25
 EVALUATIONS_PAGE = 50
 SWITCH_JOBS = 10  # the switch form offers the checkpoints of this many latest training jobs
-
-
-def error_page(request: Request, who: Principal, active: str, exc: OutriderError) -> HTMLResponse:
-    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 async def model_ids(svc, account_id: str, kind: str | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from outrider.services.accounts import Principal
 from outrider.services.overview import PERIODS
 
 from .auth import PageUser, SignInRequired, page_principal
-from .render import Filters, ListFilters, PageNo, page, pager, query_with, render
+from .render import Filters, ListFilters, PageNo, error_page, page, pager, query_with, render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -175,7 +175,7 @@ async def users(request: Request, who: PageUser, svc: ServicesDep) -> HTMLRespon
     try:
         listed = await asyncio.to_thread(svc.users.list, who)
     except OutriderError as exc:
-        return page(request, who, "error.html", "users", status_code=exc.status_code, message=exc.message)
+        return error_page(request, who, "users", exc)
     return page(request, who, "users.html", "users", users=[user_out(u) for u in listed])
 
 

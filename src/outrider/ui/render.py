@@ -13,6 +13,7 @@ from fastapi import Depends, Query, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from outrider.core.errors import OutriderError
 from outrider.datasets.formats import TASK_TYPES as DATASET_TASK_TYPES
 from outrider.services.accounts import OPTIMIZE_MODES, ROLES, Principal
 
@@ -93,6 +94,11 @@ def page(
         **context,
     }
     return render(request, template, context, status_code)
+
+
+def error_page(request: Request, who: Principal, active: str, exc: OutriderError) -> HTMLResponse:
+    """A refused read (another account's id, a role without the right) as a page, with the error's status."""
+    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 def query_with(params: dict[str, Any], **changes: Any) -> str:

@@ -15,7 +15,7 @@ from outrider.core.errors import OutriderError
 from outrider.storage.queries.inferences import InferenceFilter
 
 from .auth import PageUser
-from .render import ListFilters, PageNo, page, pager
+from .render import ListFilters, PageNo, error_page, page, pager
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -23,10 +23,6 @@ HISTORY_PAGE = 25
 EXAMPLES_PAGE = 20
 JOBS_PAGE = 50
 GENERATION_JOBS_SHOWN = 10
-
-
-def _error_page(request: Request, who, active: str, exc: OutriderError) -> HTMLResponse:
-    return page(request, who, "error.html", active, status_code=exc.status_code, message=exc.message)
 
 
 @router.get("/playground", response_class=HTMLResponse)
@@ -67,7 +63,7 @@ async def history_record(request: Request, inference_id: str, who: PageUser, svc
     try:
         record = await svc.history.get(who, inference_id)
     except OutriderError as exc:
-        return _error_page(request, who, "history", exc)
+        return error_page(request, who, "history", exc)
     return page(request, who, "record.html", "history", record=record, data=record_out(record).model_dump(mode="json"))
 
 
@@ -92,7 +88,7 @@ async def generation_job(request: Request, job_id: str, who: PageUser, svc: Serv
     try:
         job = generation_job_out(await svc.data_generation.status(who.account.id, job_id))
     except OutriderError as exc:
-        return _error_page(request, who, "datasets", exc)
+        return error_page(request, who, "datasets", exc)
     return page(request, who, "generation_job.html", "datasets", job=job, data=job.model_dump(mode="json"))
 
 
@@ -111,7 +107,7 @@ async def dataset(
             who.account.id, name, version, offset=(page_no - 1) * EXAMPLES_PAGE, limit=EXAMPLES_PAGE
         )
     except OutriderError as exc:
-        return _error_page(request, who, "datasets", exc)
+        return error_page(request, who, "datasets", exc)
     shown = examples.version
     return page(
         request,
@@ -156,7 +152,7 @@ async def training_job(request: Request, job_id: str, who: PageUser, svc: Servic
         job = job_out(await svc.training.get(who.account.id, job_id))
         checkpoints = [checkpoint_out(c) for c in await svc.training.checkpoints(who.account.id, job_id)]
     except OutriderError as exc:
-        return _error_page(request, who, "training", exc)
+        return error_page(request, who, "training", exc)
     data = {
         "job": job.model_dump(mode="json"),
         "checkpoints": [c.model_dump(mode="json") for c in checkpoints],

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from outrider.core.ids import new_id
@@ -326,8 +326,8 @@ def list_usage(session: Session, f: UsageFilter, *, limit: int, offset: int) -> 
     newest_first = (UsageRow.created_at.desc(), UsageRow.id.desc())
     # The page's ids from the index alone, then only those rows (see list_inferences).
     page_ids = query.with_only_columns(UsageRow.id).order_by(*newest_first).limit(limit).offset(offset)
-    rows = session.scalars(select(UsageRow).where(UsageRow.id.in_(page_ids)).order_by(*newest_first))
-    records = [_usage_record(r) for r in rows]
+    rows = session.execute(select(*UsageRow.__table__.c).where(UsageRow.id.in_(page_ids)).order_by(*newest_first))
+    records = [_usage_record(row) for row in rows]
     return records, UsageTotals(*(int(value) for value in totals))
 
 
@@ -343,25 +343,9 @@ def iter_usage(session: Session, f: UsageFilter, *, batch: int) -> Iterator[list
         .execution_options(yield_per=batch)
     )
     for rows in session.execute(query).partitions():
-        yield [UsageRecord(**{**row._mapping, "created_at": as_utc(row.created_at)}) for row in rows]
+        yield [_usage_record(row) for row in rows]
 
 
-def _usage_record(r: UsageRow) -> UsageRecord:
-    return UsageRecord(
-        id=r.id,
-        created_at=as_utc(r.created_at),
-        account_id=r.account_id,
-        api_key_id=r.api_key_id,
-        inference_id=r.inference_id,
-        surface=r.surface,
-        model_id=r.model_id,
-        model_used=r.model_used,
-        task=r.task,
-        status=r.status,
-        prompt_tokens=r.prompt_tokens,
-        completion_tokens=r.completion_tokens,
-        cache_read_tokens=r.cache_read_tokens,
-        cache_write_tokens=r.cache_write_tokens,
-        cost_micro_usd=r.cost_micro_usd,
-        latency_ms=r.latency_ms,
-    )
+def _usage_record(row: Row) -> UsageRecord:
+    """A record from a plain row of the table's columns (not an ORM object: see ``iter_usage``)."""
+    return UsageRecord(**{**row._mapping, "created_at": as_utc(row.created_at)})
