@@ -111,3 +111,19 @@ def test_a_viewer_gets_no_write_forms_on_the_loop_pages(server, owner):
     assert "pages-ner" in deployment and 'id="deploy-form"' not in deployment and 'id="rollback"' not in deployment
     assert 'id="evaluation-form"' not in seen.get("/ui/evaluations").text
     seen.close()
+
+
+def test_a_malformed_address_gets_an_error_page_and_invalid_text_never_breaks_a_page(server, owner):
+    client, _, evaluation = owner
+    for path in ("/ui/review?page=%ff", "/ui/evaluations?page=0", "/ui/history?page=x", "/ui/datasets/d?version=%00"):
+        refused = client.get(path)
+        assert refused.status_code == 422, path
+        assert refused.headers["content-type"].startswith("text/html") and "Invalid address" in refused.text, path
+        assert "page" in refused.text or "version" in refused.text
+    api = client.get("/inferences", params={"limit": "x"})  # the JSON API keeps its own envelope
+    assert api.status_code == 422 and api.headers["content-type"].startswith("application/json")
+    for path in ("/ui/review?record=%ed%a0%80", "/ui/deployments/%ff", "/ui/history/%00", "/ui/evaluations/%c0%af"):
+        shown = client.get(path)  # the page, or its error page: never a server error
+        assert shown.status_code in (200, 404, 422) and shown.headers["content-type"].startswith("text/html"), path
+    compare = client.get(f"/ui/evaluations/{evaluation['id']}/compare?candidate=%ed%a0%80")  # a lone surrogate
+    assert compare.status_code in (200, 404) and compare.headers["content-type"].startswith("text/html")

@@ -98,7 +98,7 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
+def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     parts, first_param = [], None
     for err in exc.errors():
         if err.get("type") == "json_invalid":  # its loc is a character position, not a field
@@ -122,7 +122,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if surface_of(request.url.path) == "native":
             # Native clients get FastAPI's structured list, which names every failing field.
             return JSONResponse({"detail": _jsonable_errors(exc)}, status_code=422)
-        message, param = _validation_message(exc)
+        message, param = validation_message(exc)
         return error_response(request, 422, message, code="invalid_request", param=param)
 
     @app.exception_handler(StarletteHTTPException)
