@@ -33,7 +33,7 @@ from outrider.services.feedback_data import FeedbackDataService
 from outrider.services.generation import GenerationService
 from outrider.services.history import HistoryService
 from outrider.services.jobs import JobService
-from outrider.services.judge_configs import JudgeConfigService, SamplingConfigs
+from outrider.services.judge_configs import JudgeConfigService, SamplingCache
 from outrider.services.judging import JudgeService
 from outrider.services.labeling import LabelingService
 from outrider.services.monitoring import MonitoringService
@@ -131,7 +131,7 @@ def build_services(settings: Settings) -> Services:
     configure_torch(settings)
     billing = BillingService(db)
     rate_limiter = RateLimiter(settings.rate_limits, settings.rate_limit_storage)
-    sampling = SamplingConfigs(broadcast, settings.auth_cache_ttl_s)
+    sampling = SamplingCache(broadcast, settings.auth_cache_ttl_s)
     recorder = Recorder(db, token_meter=rate_limiter.meter_tokens, observer=metrics.observe_call, sampling=sampling)
     # Which model an id names for a caller: declared models, saved folders, training jobs and checkpoints.
     catalog = ModelCatalog(settings, db, registry, job_kind=TRAINING_JOB_KIND, job_prefix=TRAINING_JOB_PREFIX)

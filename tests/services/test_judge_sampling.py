@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from outrider.services.broadcast import RESYNC, Broadcast
-from outrider.services.judge_configs import CHANGE, SamplingConfigs
+from outrider.services.judge_configs import CHANGE, SamplingCache
 from outrider.storage.queries import judging as q
 from tests.databases import make_account
 
@@ -24,7 +24,7 @@ def put(db, account_id: str, rate: float, project: str | None = None) -> None:
         q.put_config(s, account_id=account_id, project_id=project, judge_model="j", sampling_rate=rate, actor="t")
 
 
-def read(db, sampling: SamplingConfigs, *accounts: str) -> q.SamplingConfigs:
+def read(db, sampling: SamplingCache, *accounts: str) -> q.SamplingConfigs:
     with db.session() as s:
         return sampling.configs(s, set(accounts))
 
@@ -32,7 +32,7 @@ def read(db, sampling: SamplingConfigs, *accounts: str) -> q.SamplingConfigs:
 def test_configs_are_cached_until_a_change_drops_them(db):
     judged, plain = make_account(db, "judged"), make_account(db, "plain")
     put(db, judged.id, 0.5)
-    sampling = SamplingConfigs(Broadcast(), ttl_s=600)
+    sampling = SamplingCache(Broadcast(), ttl_s=600)
     assert read(db, sampling, judged.id, plain.id) == {(judged.id, ""): ("j", 0.5)}
     put(db, judged.id, 1.0, project="p")  # written behind the cache's back (another process without Redis)
     put(db, plain.id, 1.0)
@@ -46,7 +46,7 @@ def test_configs_are_cached_until_a_change_drops_them(db):
 def test_a_read_overtaken_by_a_change_is_not_cached_and_ttl_zero_reads_every_time(db, monkeypatch):
     account = make_account(db, "raced")
     broadcast = Broadcast()
-    sampling = SamplingConfigs(broadcast, ttl_s=600)
+    sampling = SamplingCache(broadcast, ttl_s=600)
     real_read = q.sampling_configs
 
     def read_then_changed(session, accounts):
@@ -60,7 +60,7 @@ def test_a_read_overtaken_by_a_change_is_not_cached_and_ttl_zero_reads_every_tim
     monkeypatch.setattr(q, "sampling_configs", real_read)
     assert read(db, sampling, account.id) == {(account.id, ""): ("j", 1.0)}  # the stale "none" was not kept
 
-    uncached = SamplingConfigs(Broadcast(), ttl_s=0)
+    uncached = SamplingCache(Broadcast(), ttl_s=0)
     assert read(db, uncached, account.id) == {(account.id, ""): ("j", 1.0)}
     put(db, account.id, 0.25)
     assert read(db, uncached, account.id) == {(account.id, ""): ("j", 0.25)}
@@ -75,7 +75,7 @@ async def test_a_change_in_one_process_drops_the_others_cache(db, redis_server):
     await one.start()
     await two.start()
     try:
-        here, there = SamplingConfigs(one, ttl_s=600), SamplingConfigs(two, ttl_s=600)
+        here, there = SamplingCache(one, ttl_s=600), SamplingCache(two, ttl_s=600)
         assert read(db, there, account.id) == {}
         put(db, account.id, 1.0)
         here.changed(account.id)

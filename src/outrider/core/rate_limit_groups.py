@@ -21,6 +21,10 @@ def parse_limits(configured: dict[str, str]) -> dict[str, RateLimitItem]:
     return {group: parse(value) for group, value in configured.items() if value}
 
 
+# A window a request is counted in: its limit and its identifiers (``Windows.hit_all``).
+Window = tuple[RateLimitItem, tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class WindowStats:
     reset_time: float  # when the oldest hit in the window leaves it (epoch seconds)

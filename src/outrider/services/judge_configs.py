@@ -8,7 +8,7 @@ it later (``jobs/judging.py``), never in the request.
 The judge model is checked when the configuration is set: a decoder the caller may call (its account's, inside
 its key's pool). It is kept as given, so a deployment name (``@judge``) follows its switches.
 
-The recorder draws the sample in every group of records it writes; ``SamplingConfigs`` keeps each account's
+The recorder draws the sample in every group of records it writes; ``SamplingCache`` keeps each account's
 configurations in memory so that a group costs no read. A change made here is applied to this process's cache at
 once and broadcast to the other API processes (Redis); one made where no broadcast reaches takes effect within
 ``OUTRIDER_AUTH_CACHE_TTL_S``.
@@ -47,7 +47,7 @@ def _scope(project: str | None) -> str:
     return f"project '{project}'" if project else "this account"
 
 
-class SamplingConfigs:
+class SamplingCache:
     """Accounts' judge configurations as the recorder samples with them, cached for ``ttl_s`` seconds (0: read
     every time) and dropped at once when a change is broadcast. Filled on the database's writer thread, dropped on
     the event loop: a read that a change overtook is not cached."""
@@ -71,8 +71,9 @@ class SamplingConfigs:
                 self._cached.pop(account_id, None)
 
     def changed(self, account_id: str) -> None:
-        """An account's configuration was set or deleted: apply here and tell the other processes."""
-        self._broadcast.publish(CHANGE, account_id=account_id)
+        """An account's configuration was set or deleted: apply here at once and tell the other processes
+        without holding the event loop on Redis (a record sampled a moment late there is still sampled fairly)."""
+        self._broadcast.publish_soon(CHANGE, account_id=account_id)
 
     def configs(self, session: Session, account_ids: set[str]) -> q.SamplingConfigs:
         """The configurations of ``account_ids``: cached ones, and the others read in ``session``."""
@@ -102,7 +103,7 @@ class SamplingConfigs:
 
 
 class JudgeConfigService:
-    def __init__(self, db: Database, catalog: ModelCatalog, sampling: SamplingConfigs) -> None:
+    def __init__(self, db: Database, catalog: ModelCatalog, sampling: SamplingCache) -> None:
         self.db = db
         self.catalog = catalog
         self.sampling = sampling

@@ -30,7 +30,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
 from outrider.core.errors import RateLimited
-from outrider.core.rate_limit_groups import WindowStats, parse_limits
+from outrider.core.rate_limit_groups import Window, WindowStats, parse_limits
 from outrider.services.accounts import Principal
 
 
@@ -46,10 +46,6 @@ class WindowState:
             "X-RateLimit-Remaining": str(max(self.remaining, 0)),
             "X-RateLimit-Reset": str(math.ceil(self.reset_epoch)),
         }
-
-
-# A window of ``Windows.hit_all``: its limit and its identifiers.
-Window = tuple[RateLimitItem, tuple[str, ...]]
 
 
 class Windows(Protocol):
@@ -69,17 +65,6 @@ class Windows(Protocol):
         """Count one hit in every window if each has room for it, else in none: per window, whether it had
         room and its state after."""
         ...
-
-
-async def _hit_each(counters: Windows, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
-    """``hit_all`` one window after the other, stopping at the first without room (whose predecessors keep
-    their hit): for stores without a script that does it at once."""
-    seen = []
-    for item, identifiers in windows:
-        seen.append(await counters.hit_with_stats(item, *identifiers))
-        if not seen[-1][0]:
-            break
-    return seen
 
 
 class LocalWindows:
@@ -177,7 +162,14 @@ class LimitsWindows:
         await self._limiter.clear(item, *identifiers)
 
     async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
-        return await _hit_each(self, windows)
+        """One window after the other, stopping at the first without room (its predecessors keep their hit):
+        ``limits`` has no script that does it at once."""
+        seen = []
+        for item, identifiers in windows:
+            seen.append(await self.hit_with_stats(item, *identifiers))
+            if not seen[-1][0]:
+                break
+        return seen
 
 
 def windows_for(storage_url: str) -> Windows:
@@ -216,11 +208,9 @@ class RateLimiter:
             )
         states = []
         # Every window in one call (one round trip with Redis): counted in all of them, or in none when one has
-        # no room (stores without such a script keep the hits before the full window).
+        # no room (``limits``' stores keep the hits before the full window, and stop there: hence not strict).
         outcomes = await self._limiter.hit_all([window for _, window in windows]) if windows else []
-        for (refusal, (limit, _)), (allowed, stats) in zip(
-            windows, outcomes, strict=False
-        ):  # _hit_each stops at a refusal
+        for (refusal, (limit, _)), (allowed, stats) in zip(windows, outcomes, strict=False):
             state = WindowState(limit.amount, stats.remaining, stats.reset_time)
             if not allowed:
                 retry_after = max(1, math.ceil(stats.reset_time - time.time()))

@@ -18,7 +18,7 @@ from outrider.core.ids import new_id
 from outrider.core.usage import Usage
 from outrider.services.accounts import Principal
 from outrider.services.billing import Hold, charge_kind
-from outrider.services.judge_configs import SamplingConfigs
+from outrider.services.judge_configs import SamplingCache
 from outrider.storage.db import Database
 from outrider.storage.group_commit import GroupCommit
 from outrider.storage.queries import billing as billing_q
@@ -66,7 +66,7 @@ class Recorder:
         db: Database,
         token_meter: TokenMeter | None = None,
         observer: CallObserver | None = None,
-        sampling: SamplingConfigs | None = None,
+        sampling: SamplingCache | None = None,
     ) -> None:
         """``sampling``: the judge configurations the records are sampled with (read with each group without)."""
         self.db = db

@@ -19,7 +19,7 @@ import secrets
 
 from limits import RateLimitItem
 
-from outrider.core.rate_limit_groups import WindowStats
+from outrider.core.rate_limit_groups import Window, WindowStats
 
 # A batch of requests, each counted in one or more windows. KEYS: per window of each request in order, its hits (a
 # sorted set) and the sum of their costs. ARGV: a nonce, the number of requests, then per request its number of
@@ -115,7 +115,7 @@ class RedisWindows:
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         return (await self._counted([(item, identifiers, 0)]))[0][1]
 
-    async def hit_all(self, windows: list[tuple[RateLimitItem, tuple[str, ...]]]) -> list[tuple[bool, WindowStats]]:
+    async def hit_all(self, windows: list[Window]) -> list[tuple[bool, WindowStats]]:
         return await self._counted([(item, identifiers, 1) for item, identifiers in windows])
 
     async def _counted(self, windows: list[Counted]) -> list[tuple[bool, WindowStats]]:

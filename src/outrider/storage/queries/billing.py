@@ -188,13 +188,13 @@ def settle_many(session: Session, settlements: list[Settlement]) -> None:
     charges = []
     for account_id, group in by_account.items():
         costs = [min(s.cost, s.reserved) for s in group]
-        reserved = sum(s.reserved for s in group)
-        if not any(costs):
+        charged, reserved = sum(costs), sum(s.reserved for s in group)
+        if not charged:
             if reserved:
                 release(session, account_id, reserved)
             continue
-        after = _change_balance(session, account_id, -sum(costs), reserved_delta=-reserved)
-        balance = after + sum(costs)  # before this batch: the row is locked by the update until commit
+        after = _change_balance(session, account_id, -charged, reserved_delta=-reserved)
+        balance = after + charged  # before this batch: the row is locked by the update until commit
         for settlement, cost in zip(group, costs, strict=True):
             if cost == 0:
                 continue
